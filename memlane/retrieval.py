@@ -1,0 +1,171 @@
+"""Retrieval: time parsing, hybrid search, pending turns, boosts, rerank and MMR.
+
+The I/O (store, buffer, embedder, reranker) happens here; the scoring is in
+:mod:`memlane.ranking`, which is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from memlane.models import Memory, MemoryFilter, MemoryKind, SearchHit, TimeField, TimeWindow
+from memlane.ranking import Explanation, RetrievedMemory, is_profile_query, memory_time, mmr, rank
+from memlane.raw import raw_memories
+from memlane.store.base import SearchQuery
+from memlane.store.fusion import fuse_rankings
+from memlane.textproc import tokenize
+from memlane.timeparse import parse_time_range
+
+if TYPE_CHECKING:
+    from memlane.services import Services
+
+Window = tuple[datetime | None, datetime | None]
+PENDING_SCAN = 200
+PENDING_MIN_COSINE = 0.85  # e5 cosines of unrelated short texts sit around 0.75-0.82
+
+WEEKDAYS = {
+    "zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+
+
+def retrieve(
+    services: Services,
+    user_id: str,
+    query: str,
+    top_k: int,
+    kinds: Sequence[MemoryKind | str] | None = None,
+    time_range: Window | None = None,
+    now: datetime | None = None,
+    include_pending: bool = False,
+    rerank: bool | None = None,
+) -> list[RetrievedMemory]:
+    """The user's memories most relevant to ``query``, best first."""
+    cfg = services.settings.retrieval
+    moment = now or datetime.now(services.settings.tz)
+    window = time_range or _parse_window(query, moment)
+    vector = services.embedder.embed_query(query)
+    flt = MemoryFilter(
+        kinds=tuple(MemoryKind(k) for k in kinds) if kinds else None,
+        time=TimeWindow(window[0], window[1], TimeField.EVENT_TIME)
+        if window and (cfg.time_filter or time_range)
+        else None,
+    )
+    search = SearchQuery(
+        text=query,
+        vector=vector,
+        k=cfg.candidates,
+        filter=flt,
+        candidates=cfg.candidates,
+        knn_weight=cfg.knn_weight,
+        bm25_weight=cfg.bm25_weight,
+        rrf_k=cfg.rrf_k,
+    )
+    hits = services.store.search(user_id, search)
+    results = rank(hits, cfg, moment, window, is_profile_query(query))
+    if include_pending:
+        pending = _pending_hits(services, user_id, query, vector)
+        results = sorted(
+            results + [_as_pending(r) for r in rank(pending, cfg, moment, window)],
+            key=lambda r: -r.score,
+        )
+    if rerank or (rerank is None and services.settings.rerank.enabled):
+        results = _rerank(services, query, results[: top_k * 3])
+    if cfg.mmr_lambda is not None:
+        return mmr(results, cfg.mmr_lambda, top_k, cfg.mmr_duplicate_threshold)
+    return results[:top_k]
+
+
+def _parse_window(query: str, now: datetime) -> Window | None:
+    found = parse_time_range(query, now)
+    return (found.start, found.end) if found else None
+
+
+def _as_pending(result: RetrievedMemory) -> RetrievedMemory:
+    return RetrievedMemory(result.memory, result.score, result.explanation, pending=True)
+
+
+def _pending_hits(
+    services: Services, user_id: str, query: str, vector: Sequence[float]
+) -> list[SearchHit]:
+    """Rank the user's still-buffered turns by cosine and token overlap (read-your-writes).
+
+    A pending turn must share a token with the query or be clearly similar to it, so a burst of
+    unrelated chatter never crowds out stored memories.
+    """
+    entries = services.buffer.read(user_id, PENDING_SCAN)
+    if not entries:
+        return []
+    memories = raw_memories(user_id, "pending", entries, datetime.now(services.settings.tz))
+    vecs = np.asarray(services.embedder.embed_passages([m.content for m in memories]))
+    cos = vecs @ np.asarray(vector, dtype=np.float64)
+    q_tokens = set(tokenize(query))
+    overlap = [len(q_tokens & set(tokenize(m.content))) for m in memories]
+    keep = [i for i in range(len(memories)) if overlap[i] > 0 or cos[i] >= PENDING_MIN_COSINE]
+    by_cos = sorted(keep, key=lambda i: -cos[i])
+    by_lex = sorted((i for i in keep if overlap[i]), key=lambda i: -overlap[i])
+    cfg = services.settings.retrieval
+    fused = fuse_rankings(
+        [[str(i) for i in by_cos], [str(i) for i in by_lex]],
+        [cfg.knn_weight, cfg.bm25_weight],
+        cfg.rrf_k,
+    )
+    cos_rank = {i: r for r, i in enumerate(by_cos, 1)}
+    lex_rank = {i: r for r, i in enumerate(by_lex, 1)}
+    hits = []
+    for key, score in fused:
+        i = int(key)
+        memories[i].embedding = vecs[i].tolist()
+        hits.append(SearchHit(memories[i], score, cos_rank.get(i), lex_rank.get(i), float(cos[i])))
+    return hits
+
+
+def _rerank(
+    services: Services, query: str, results: list[RetrievedMemory]
+) -> list[RetrievedMemory]:
+    """Order by the reranker's relevance; keep the boosts for the explanation."""
+    from memlane.llm.rerank import Reranker
+
+    if not results:
+        return results
+    reranker = Reranker(services.settings.rerank)
+    try:
+        scores = reranker.scores(query, [r.memory.content for r in results])
+    finally:
+        reranker.close()
+    out = []
+    for r, s in zip(results, scores, strict=True):
+        e = r.explanation
+        expl = Explanation(e.knn_rank, e.bm25_rank, e.fused, e.boosts, s)
+        out.append(RetrievedMemory(r.memory, s + sum(e.boosts.values()), expl, r.pending))
+    return sorted(out, key=lambda r: -r.score)
+
+
+def format_time(memory: Memory, language: str, tz: tzinfo | None = None) -> str:
+    """``2024-10-26 21:26 周六`` (or ``Sat``), trimmed to the event time's granularity."""
+    when = memory_time(memory)
+    when = when.astimezone(tz) if tz else when
+    gran = memory.time_granularity.value if memory.event_time and memory.time_granularity else ""
+    if gran == "year":
+        return f"{when:%Y}"
+    if gran == "month":
+        return f"{when:%Y-%m}"
+    day = WEEKDAYS["zh" if language == "zh" else "en"][when.weekday()]
+    if gran in {"day", "week"}:
+        return f"{when:%Y-%m-%d} {day}"
+    return f"{when:%Y-%m-%d %H:%M} {day}"
+
+
+def format_context(
+    memories: Sequence[RetrievedMemory | Memory], language: str = "zh", tz: tzinfo | None = None
+) -> list[str]:
+    """Lines for a system prompt: ``[2024-10-26 21:26 周六] 用户爱好是吉他。``."""
+    lines = []
+    for item in memories:
+        memory = item.memory if isinstance(item, RetrievedMemory) else item
+        lines.append(f"[{format_time(memory, language, tz)}] {memory.content}")
+    return lines

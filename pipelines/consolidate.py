@@ -1,0 +1,175 @@
+"""Consolidation: buffered turns -> memories in the store, effectively once.
+
+The steps for one batch, in this order, are what make a killed worker harmless:
+
+1. read the user's oldest turns; the batch id derives from their stream-id range;
+2. build the memories (raw mode, or the LLM extractor, which caches its result under the batch
+   id before returning); their ids derive from the batch, so a retry writes the same ids;
+3. embed and upsert them;
+4. only then commit: remove the turns from the buffer and advance the watermark, under the lease.
+
+A crash anywhere before 4 leaves the turns buffered; the retry upserts the same ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from memlane.buffer import BufferedTurn, TurnBuffer
+from memlane.errors import LeaseLost, MemlaneError, Retryable
+from memlane.ids import batch_id as derive_batch_id
+from memlane.lease import Leases
+from memlane.llm.embeddings import Embedder
+from memlane.logging import get_logger
+from memlane.models import Memory
+from memlane.raw import raw_memories
+from memlane.store.base import MemoryStore
+
+log = get_logger(__name__)
+
+
+class Extractor(Protocol):
+    """Turns a batch into memories (without embeddings). Must be deterministic per batch id."""
+
+    def __call__(
+        self, user_id: str, batch_id: str, entries: Sequence[BufferedTurn]
+    ) -> list[Memory]:
+        """The memories of one batch."""
+
+
+class AttemptCounter(Protocol):
+    """Counts how often a batch was started, across crashes and retries."""
+
+    def incr(self, batch_id: str) -> int:
+        """One more attempt; returns the total."""
+
+    def clear(self, batch_id: str) -> None:
+        """Forget the count once the batch is done."""
+
+
+@dataclass
+class ConsolidationPorts:
+    """Everything consolidation talks to, injected."""
+
+    buffer: TurnBuffer
+    leases: Leases
+    store: MemoryStore
+    embedder: Embedder
+    attempts: AttemptCounter
+    extractor: Extractor | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass
+class ConsolidationResult:
+    """What one consolidation run did."""
+
+    batches: int = 0
+    turns: int = 0
+    memories: int = 0
+    dead_lettered: list[str] = field(default_factory=list)
+
+
+def build_memories(
+    ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
+) -> list[Memory]:
+    """Memories for one batch, embedded: by the extractor, or one raw memory per turn."""
+    if ports.extractor is not None:
+        memories = ports.extractor(user_id, batch, entries)
+    else:
+        memories = raw_memories(user_id, batch, entries, ports.clock())
+    missing = [m for m in memories if m.embedding is None]
+    if missing:
+        vectors = ports.embedder.embed_passages([m.content for m in missing])
+        for memory, vector in zip(missing, vectors, strict=True):
+            memory.embedding = vector
+    return memories
+
+
+def consolidate_batch(
+    ports: ConsolidationPorts, user_id: str, token: str, entries: Sequence[BufferedTurn]
+) -> int:
+    """Store one batch and commit it. Returns the number of memories written."""
+    batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
+    memories = build_memories(ports, user_id, batch, entries)
+    if memories:
+        ports.store.upsert(memories)
+    ports.buffer.commit(user_id, token, entries)
+    ports.attempts.clear(batch)
+    log.info(
+        "batch_consolidated",
+        user_id=user_id,
+        batch_id=batch,
+        turns=len(entries),
+        memories=len(memories),
+    )
+    return len(memories)
+
+
+def consolidate_user(
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    batch_max_turns: int,
+    max_attempts: int,
+    max_batches: int = 100,
+) -> ConsolidationResult:
+    """Consolidate the user's buffered turns batch by batch while holding the lease.
+
+    Transient errors (:class:`Retryable`) propagate so the caller can retry with backoff. A batch
+    that fails otherwise, or that has been started ``max_attempts`` times (e.g. it keeps killing
+    its worker), is dead-lettered with its turns kept, and the next batch goes on.
+    """
+    result = ConsolidationResult()
+    for _ in range(max_batches):
+        if not ports.leases.renew(user_id, token):
+            raise LeaseLost(f"lease of user {user_id!r} is held by another worker")
+        entries = ports.buffer.read(user_id, batch_max_turns)
+        if not entries:
+            break
+        batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
+        if ports.attempts.incr(batch) > max_attempts:
+            _park(ports, user_id, token, batch, entries, "too many attempts", result)
+            continue
+        try:
+            result.memories += consolidate_batch(ports, user_id, token, entries)
+        except (Retryable, LeaseLost):
+            raise
+        except MemlaneError as e:
+            _park(ports, user_id, token, batch, entries, f"{type(e).__name__}: {e}", result)
+            continue
+        result.batches += 1
+        result.turns += len(entries)
+    return result
+
+
+def _park(
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    batch: str,
+    entries: Sequence[BufferedTurn],
+    reason: str,
+    result: ConsolidationResult,
+) -> None:
+    ports.buffer.dead_letter(user_id, token, batch, entries, reason)
+    ports.attempts.clear(batch)
+    result.dead_lettered.append(batch)
+    log.warning("batch_dead_lettered", user_id=user_id, batch_id=batch, reason=reason)
+
+
+def replay_dead_letter(ports: ConsolidationPorts, letter: dict[str, Any], token: str) -> int:
+    """Consolidate a parked batch from its dead letter; drop the letter on success."""
+    user_id = letter["user_id"]
+    entries = ports.buffer.dead_letter_entries(letter)
+    memories = build_memories(ports, user_id, letter["batch_id"], entries)
+    if memories:
+        ports.store.upsert(memories)
+    ports.buffer.drop_dead_letter(letter["batch_id"])
+    log.info(
+        "dead_letter_replayed", user_id=user_id, batch_id=letter["batch_id"], memories=len(memories)
+    )
+    return len(memories)

@@ -1,0 +1,78 @@
+"""Thin Celery shells around consolidation: load ids, build ports, call, decide on retry."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from celery import shared_task
+from celery.app.task import Task
+
+from memlane.backoff import backoff_delay
+from memlane.constants import QUEUE_CONSOLIDATE
+from memlane.errors import LeaseLost, Retryable
+from memlane.logging import get_logger
+from pipelines.consolidate import consolidate_user, replay_dead_letter
+from pipelines.dispatch import dispatch_ready
+from tasks import runtime
+
+log = get_logger(__name__)
+MAX_RETRIES = 12
+
+
+@shared_task(bind=True, name="memlane.consolidate", max_retries=MAX_RETRIES)
+def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
+    """Consolidate one user's buffered turns under the lease ``token``."""
+    svc = runtime.services()
+    cfg = svc.settings.batching
+    try:
+        result = consolidate_user(
+            runtime.consolidation_ports(svc),
+            user_id,
+            token,
+            cfg.batch_max_turns,
+            cfg.max_attempts,
+        )
+    except LeaseLost:
+        log.warning("lease_lost", user_id=user_id)
+        return {"lease_lost": True}
+    except Retryable as e:
+        retries = self.request.retries
+        if retries >= MAX_RETRIES:
+            svc.leases.release(user_id, token)  # the dispatcher will try again later
+            raise
+        delay = backoff_delay(retries, cfg.backoff_base_s, cfg.backoff_max_s)
+        log.warning("consolidate_retry", user_id=user_id, error=str(e), delay_s=round(delay, 2))
+        raise self.retry(exc=e, countdown=delay) from e
+    svc.leases.release(user_id, token)
+    return dataclasses.asdict(result)
+
+
+@shared_task(name="memlane.dispatch", ignore_result=True)
+def dispatch() -> list[str]:
+    """Beat entry: lease and enqueue every user whose turns are ready."""
+    svc = runtime.services()
+
+    def enqueue(user_id: str, token: str) -> None:
+        consolidate.apply_async((user_id, token), queue=QUEUE_CONSOLIDATE)
+
+    return dispatch_ready(svc.buffer, svc.leases, svc.settings.batching, enqueue)
+
+
+@shared_task(bind=True, name="memlane.replay", max_retries=MAX_RETRIES)
+def replay(self: Task, batch_id: str) -> int:
+    """Consolidate one dead-lettered batch again (``memlane replay``)."""
+    svc = runtime.services()
+    letters = {d["batch_id"]: d for d in svc.buffer.dead_letters()}
+    if batch_id not in letters:
+        return 0
+    user_id = letters[batch_id]["user_id"]
+    token = svc.leases.acquire(user_id)
+    if token is None:
+        raise self.retry(countdown=2)
+    try:
+        return replay_dead_letter(runtime.consolidation_ports(svc), letters[batch_id], token)
+    except Retryable as e:
+        raise self.retry(exc=e, countdown=backoff_delay(self.request.retries, 1, 60)) from e
+    finally:
+        svc.leases.release(user_id, token)

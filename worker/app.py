@@ -1,0 +1,67 @@
+"""The Celery app factory: queues, routing, reliability settings and the beat schedule."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.schedules import crontab
+from kombu import Queue
+
+from memlane.config import Settings
+from memlane.constants import QUEUE_CONSOLIDATE, QUEUE_MAINTENANCE, QUEUE_REFLECT
+from memlane.redis_conn import celery_broker_url, redis_url
+
+TASK_MODULES = ["tasks.consolidate", "tasks.schedule"]
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app for these settings; nothing is read from the environment here."""
+    broker = celery_broker_url(redis_url(settings))
+    app = Celery("memlane", broker=broker, include=TASK_MODULES, set_as_current=True)
+    w = settings.worker
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=w.soft_time_limit_s,
+        task_time_limit=w.time_limit_s,
+        broker_transport_options={"visibility_timeout": w.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_default_queue=QUEUE_CONSOLIDATE,
+        task_queues=[Queue(QUEUE_CONSOLIDATE), Queue(QUEUE_REFLECT), Queue(QUEUE_MAINTENANCE)],
+        task_routes={
+            "memlane.consolidate": {"queue": QUEUE_CONSOLIDATE},
+            "memlane.replay": {"queue": QUEUE_CONSOLIDATE},
+            "memlane.dispatch": {"queue": QUEUE_CONSOLIDATE},
+            "memlane.reflect": {"queue": QUEUE_REFLECT},
+            "memlane.reflect_nightly": {"queue": QUEUE_REFLECT},
+            "memlane.maintain": {"queue": QUEUE_MAINTENANCE},
+        },
+        timezone=settings.timezone,
+        enable_utc=True,
+        beat_schedule=beat_schedule(settings),
+    )
+    return app
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    """Dispatch every few seconds, reflection nightly, maintenance hourly."""
+    interval = settings.batching.dispatch_interval_s
+    r = settings.reflection
+    return {
+        "dispatch": {
+            "task": "memlane.dispatch",
+            "schedule": interval,
+            "options": {"expires": max(interval * 2, 1.0)},  # never let dispatches pile up
+        },
+        "reflect-nightly": {
+            "task": "memlane.reflect_nightly",
+            "schedule": crontab(hour=r.cron_hour, minute=r.cron_minute),
+        },
+        "maintain": {"task": "memlane.maintain", "schedule": crontab(minute=17)},
+    }

@@ -1,0 +1,151 @@
+"""The ``memlane`` command line: a process entry point like the worker itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from memlane.client import MemoryClient
+from memlane.config import Settings, load_settings
+from memlane.errors import MemlaneError
+from memlane.logging import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="memlane", description="Long-term memory for chatbots.")
+    p.add_argument("--config", help="settings YAML (default: $MEMLANE_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="embedded Redis + worker + beat, supervised")
+    up.add_argument("--concurrency", type=int, default=2)
+    w = sub.add_parser("worker", help="run a Celery worker")
+    w.add_argument("--concurrency", type=int, default=None)
+    w.add_argument("--queues", default="consolidate,reflect,maintenance")
+    w.add_argument("--pool", default="prefork")
+    w.add_argument("--hostname", default="memlane@%h")
+    sub.add_parser("beat", help="run the beat scheduler")
+    sub.add_parser("demo", help="run the seed scenario on the embedded default")
+    push = sub.add_parser("push", help="push one turn")
+    push.add_argument("user_id")
+    push.add_argument("text")
+    push.add_argument("--role", default="user")
+    push.add_argument("--session", default=None)
+    imp = sub.add_parser("import", help="push a JSONL file of turns")
+    imp.add_argument("file", type=Path)
+    sub.add_parser("stats", help="pending counts, watermark lag, dead letters")
+    rep = sub.add_parser("replay", help="re-run dead-lettered batches")
+    rep.add_argument("--batch", default=None, help="one batch id (default: all)")
+    rep.add_argument("--timeout", type=float, default=120.0)
+    fg = sub.add_parser("forget", help="delete everything about a user")
+    fg.add_argument("user_id")
+    ret = sub.add_parser("retrieve", help="print the memories recalled for a query")
+    ret.add_argument("user_id")
+    ret.add_argument("query")
+    ret.add_argument("--top-k", type=int, default=5)
+    ret.add_argument("--pending", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``memlane`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log)
+        return _run(args, settings)
+    except MemlaneError as e:
+        print(f"memlane: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    cmd = args.command
+    if cmd in {"up", "worker", "beat", "demo", "replay"}:
+        return _run_process(args, settings)
+    from worker import commands
+
+    with MemoryClient(settings) as client:
+        if cmd == "push":
+            commands.push(client, args.user_id, args.text, args.role, args.session)
+        elif cmd == "import":
+            stats = commands.import_jsonl(client, args.file)
+            return 1 if stats["bad"] else 0
+        elif cmd == "stats":
+            print(json.dumps(commands.stats(client), ensure_ascii=False, indent=2))
+        elif cmd == "forget":
+            print(f"deleted {client.forget_user(args.user_id)} memories of {args.user_id!r}")
+        elif cmd == "retrieve":
+            commands.retrieve(client, args.user_id, args.query, args.top_k, args.pending)
+    return 0
+
+
+def _run_process(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "up":
+        from worker.supervisor import Supervisor
+
+        return Supervisor(settings, concurrency=args.concurrency).run_forever()
+    if args.command == "demo":
+        from worker.demo import run_demo
+
+        return run_demo(settings)
+    if args.command == "replay":
+        return _replay(settings, args.batch, args.timeout)
+    from tasks import runtime
+    from worker.app import create_app
+
+    runtime.install(settings)
+    app = create_app(settings)
+    if args.command == "worker":
+        concurrency = args.concurrency or settings.worker.concurrency
+        app.worker_main(
+            [
+                "worker",
+                "-Q",
+                args.queues,
+                "-c",
+                str(concurrency),
+                "-P",
+                args.pool,
+                "-n",
+                args.hostname,
+                "--loglevel",
+                settings.log.level,
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+        return 0
+    schedule = settings.data_path / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.Beat(schedule=str(schedule), loglevel=settings.log.level).run()
+    return 0
+
+
+def _replay(settings: Settings, batch: str | None, timeout: float) -> int:
+    """Enqueue replays of dead letters and wait until they are gone (needs a worker)."""
+    from tasks.consolidate import replay
+    from worker.app import create_app
+
+    create_app(settings)
+    with MemoryClient(settings) as client:
+        buf = client.services.buffer
+        wanted = [d["batch_id"] for d in buf.dead_letters() if batch in (None, d["batch_id"])]
+        for batch_id in wanted:
+            replay.apply_async((batch_id,))
+        print(f"replaying {len(wanted)} dead-lettered batches")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = {d["batch_id"] for d in buf.dead_letters()} & set(wanted)
+            if not left:
+                print("all replayed")
+                return 0
+            time.sleep(0.2)
+        print(f"{len(left)} batches still dead-lettered after {timeout:.0f} s", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
