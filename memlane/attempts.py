@@ -18,7 +18,7 @@ class RedisAttempts:
     def incr(self, batch_id: str) -> int:
         """One more attempt at ``batch_id``; returns the total."""
         try:
-            return int(self._r.hincrby(self._keys.attempts, batch_id, 1))
+            return int(self._r.hincrby(self._keys.attempts, batch_id, 1))  # type: ignore[arg-type]
         except redis.RedisError as e:
             raise BufferUnavailable(f"attempt counter failed: {e}") from e
 

@@ -103,7 +103,9 @@ class TurnBuffer:
     def read(self, user_id: str, limit: int, after: str = "-") -> list[BufferedTurn]:
         """Up to ``limit`` of the user's oldest buffered turns."""
         try:
-            rows = self._r.xrange(self.keys.stream(user_id), min=after, max="+", count=limit)
+            rows: list[Any] = self._r.xrange(  # type: ignore[assignment]
+                self.keys.stream(user_id), min=after, max="+", count=limit
+            )
         except redis.RedisError as e:
             raise BufferUnavailable(f"read failed: {e}") from e
         return [BufferedTurn(_s(eid), turn_from_json(user_id, f[b"turn"])) for eid, f in rows]

@@ -12,7 +12,8 @@ from memlane.config import Settings, load_settings
 from memlane.errors import LeaseLost
 from memlane.logging import get_logger
 from memlane.models import MemoryKind
-from memlane.retrieval import RetrievedMemory, retrieve
+from memlane.ranking import RetrievedMemory
+from memlane.retrieval import retrieve
 from memlane.services import Services
 from memlane.validation import validate_turns, validate_user_id
 

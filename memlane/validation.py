@@ -23,6 +23,14 @@ MAX_FUTURE = timedelta(days=1)
 TURN_FIELDS = frozenset({"role", "content", "ts", "turn_id", "name", "metadata", "session_id"})
 
 
+def _require_utf8(value: str, field: str) -> None:
+    """Refuse strings with lone surrogates: they cannot be hashed, stored or sent as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInput(field, "is not valid Unicode text (lone surrogate)") from e
+
+
 def validate_user_id(user_id: object, limits: LimitSettings, field: str = "user_id") -> str:
     """A user id is 1..max_len characters with no control characters and not all blank."""
     if not isinstance(user_id, str):
@@ -44,6 +52,7 @@ def validate_optional_id(value: object, field: str, max_len: int = 256) -> str |
         raise InvalidInput(field, "must be a non-empty string or null")
     if len(value) > max_len or any(unicodedata.category(c) == "Cc" for c in value):
         raise InvalidInput(field, f"must be at most {max_len} printable characters")
+    _require_utf8(value, field)
     return value
 
 
@@ -55,6 +64,7 @@ def validate_content(content: object, limits: LimitSettings, field: str = "conte
         raise InvalidInput(field, "must not be empty")
     if len(content) > limits.max_content_chars:
         raise InvalidInput(field, f"longer than {limits.max_content_chars} characters")
+    _require_utf8(content, field)
     return content
 
 
@@ -79,10 +89,11 @@ def _to_datetime(value: object, tz: tzinfo, field: str) -> datetime:
         except (OverflowError, OSError, ValueError) as e:
             raise InvalidInput(field, "epoch seconds out of range") from e
     if isinstance(value, str):
+        text = value
         try:
-            value = datetime.fromisoformat(value)
+            value = datetime.fromisoformat(text)
         except ValueError as e:
-            raise InvalidInput(field, f"not an ISO-8601 timestamp: {value[:40]!r}") from e
+            raise InvalidInput(field, f"not an ISO-8601 timestamp: {text[:40]!r}") from e
     if not isinstance(value, datetime):
         raise InvalidInput(field, "must be a datetime, ISO-8601 string or epoch seconds")
     return value if value.tzinfo else value.replace(tzinfo=tz)
@@ -101,6 +112,9 @@ def validate_metadata(
     for key, item in value.items():
         if not isinstance(key, str) or not key or len(key) > 64:
             raise InvalidInput(field, "keys must be strings of 1..64 characters")
+        _require_utf8(key, field)
+        if isinstance(item, str):
+            _require_utf8(item, f"{field}.{key}")
         if item is not None and not isinstance(item, str | int | float | bool):
             raise InvalidInput(f"{field}.{key}", "values must be scalars (flat dict)")
         if isinstance(item, float) and not math.isfinite(item):
@@ -114,7 +128,7 @@ def validate_metadata(
 def validate_role(value: object, field: str = "role") -> Role:
     """One of user, assistant or system."""
     try:
-        return Role(value)
+        return Role(str(value)) if isinstance(value, str) else Role(value)  # type: ignore[arg-type]
     except ValueError as e:
         raise InvalidInput(field, f"unknown role {value!r}; use user, assistant or system") from e
 

@@ -26,7 +26,8 @@ def reflect_nightly() -> list[str]:
     if not svc.redis.set(marker, "1", nx=True, ex=36 * 3600):
         log.info("reflect_nightly_already_ran", night=night)
         return []
-    users = [u.decode() for u in svc.redis.zrangebyscore(svc.keys.unreflected, 1, "+inf")]
+    found: list[bytes] = svc.redis.zrangebyscore(svc.keys.unreflected, 1, "+inf")  # type: ignore[assignment]
+    users = [u.decode() for u in found]
     for user_id in users:
         reflect.apply_async((user_id,), queue=QUEUE_REFLECT)
     log.info("reflect_nightly_fanned_out", night=night, users=len(users))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.schedules import crontab
-from kombu import Queue
+from kombu import Queue  # type: ignore[attr-defined]
 
 from memlane.config import Settings
 from memlane.constants import QUEUE_CONSOLIDATE, QUEUE_MAINTENANCE, QUEUE_REFLECT
@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_default_queue=QUEUE_CONSOLIDATE,
-        task_queues=[Queue(QUEUE_CONSOLIDATE), Queue(QUEUE_REFLECT), Queue(QUEUE_MAINTENANCE)],
+        task_queues=[Queue(q) for q in (QUEUE_CONSOLIDATE, QUEUE_REFLECT, QUEUE_MAINTENANCE)],  # type: ignore[no-untyped-call]
         task_routes={
             "memlane.consolidate": {"queue": QUEUE_CONSOLIDATE},
             "memlane.replay": {"queue": QUEUE_CONSOLIDATE},

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from memlane.client import MemoryClient
 from memlane.config import Settings
@@ -52,16 +53,20 @@ def run_demo(settings: Settings, keep_data: bool = False) -> int:
     else:
         print("   (no LLM configured: each turn is stored verbatim as a raw memory)")
     timings: list[tuple[str, float]] = []
-    sup = Supervisor(settings, concurrency=1)
+    sup = Supervisor(settings, concurrency=1, log_dir=Path(data_dir) / "logs")
+    exit_code = 3
     try:
         with _step("start embedded Redis, worker and beat", timings):
             sup.start()
         redis_cfg = settings.redis.model_copy(update={"url": sup.redis_url})
         client = MemoryClient(settings.model_copy(update={"redis": redis_cfg}))
-        return _scenario(client, timings)
+        exit_code = _scenario(client, timings)
+        return exit_code
     finally:
         with _step("shut everything down", timings):
             sup.stop()
+        if exit_code != 0:
+            _print_log_tails(Path(data_dir) / "logs")
         if not keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
         _print_timings(timings)
@@ -92,3 +97,10 @@ def _print_timings(timings: list[tuple[str, float]]) -> None:
     print("\nTimings:")
     for name, seconds in timings:
         print(f"   {seconds * 1000:8.1f} ms  {name}")
+
+
+def _print_log_tails(log_dir: Path, lines: int = 30) -> None:
+    for log in sorted(log_dir.glob("*.log")):
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        print(f"\n--- last {lines} lines of {log.name} ---", file=sys.stderr)
+        print("\n".join(tail), file=sys.stderr)

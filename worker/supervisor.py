@@ -8,6 +8,7 @@ period, and the embedded Redis is shut down last: no process is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from memlane.config import Settings
 from memlane.logging import get_logger
@@ -42,6 +44,7 @@ class Supervisor:
     settings: Settings
     concurrency: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None  # children log to <log_dir>/<name>.log instead of the terminal
     children: list[Child] = field(default_factory=list)
     redis_url: str = ""
 
@@ -65,7 +68,15 @@ class Supervisor:
         return env
 
     def _spawn(self, child: Child) -> None:
-        child.proc = subprocess.Popen(child.argv, env=self._env(), start_new_session=True)
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = (self.log_dir / f"{child.name}.log").open("ab")
+        child.proc = subprocess.Popen(
+            child.argv, env=self._env(), start_new_session=True, stdout=out, stderr=out
+        )
+        if out is not None:
+            out.close()  # the child holds its own descriptor
         child.started_at = time.monotonic()
 
     def pids(self) -> dict[str, int]:
@@ -124,7 +135,5 @@ class Supervisor:
 def _signal_group(proc: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
     if proc is None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass

@@ -157,10 +157,10 @@ class CachingEmbedder:
             unique, self.inner.embed_passages(unique) if unique else [], strict=True
         ):
             self._passages.put(text, vec)
-        out = []
+        out: list[Vector] = []
         for text in texts:
-            vec = self._passages.get(text)
-            out.append(vec if vec is not None else self.inner.embed_passages([text])[0])
+            cached = self._passages.get(text)
+            out.append(cached if cached is not None else self.inner.embed_passages([text])[0])
         return out
 
     def embed_query(self, text: str) -> Vector:

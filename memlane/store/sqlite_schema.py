@@ -1,0 +1,85 @@
+"""The SQLite schema of the embedded store, and how a connection is opened and set up.
+
+Tables:
+
+- ``memories``: one row per (user_id, id). Columns used for filtering are real columns; the
+  whole memory is kept as JSON in ``doc`` (without the embedding, which is a float32 blob).
+  Times are integer microseconds since the epoch (UTC), so range filters are exact.
+  ``event_us`` is the event time, or ``recorded_us`` when the memory has no event time.
+- ``memories_fts``: FTS5 over text pre-tokenised by :func:`memlane.textproc.tokenize`, with
+  rowid = ``memories.rowid``. The ``ascii`` tokenizer splits only on ASCII punctuation and
+  spaces, so every pre-made token (CJK characters and bigrams included) stays one FTS token.
+- ``user_versions``: a random token per user, replaced in every write transaction, so any
+  process can tell cheaply whether its cached vectors for that user are stale.
+- ``store_meta``: schema version and vector dims, checked when the file is opened.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from memlane.errors import StoreError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS memories (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        session_id TEXT,
+        event_us INTEGER NOT NULL,
+        recorded_us INTEGER NOT NULL,
+        created_at TEXT,
+        updated_at TEXT,
+        meta_terms TEXT NOT NULL DEFAULT '{}',
+        doc TEXT NOT NULL,
+        embedding BLOB,
+        UNIQUE (user_id, id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS memories_user_recorded ON memories (user_id, recorded_us, id)",
+    "CREATE INDEX IF NOT EXISTS memories_user_event ON memories (user_id, event_us)",
+    "CREATE INDEX IF NOT EXISTS memories_user_status ON memories (user_id, status, kind)",
+    "CREATE INDEX IF NOT EXISTS memories_user_session ON memories (user_id, session_id)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(text, tokenize = 'ascii')",
+    "CREATE TABLE IF NOT EXISTS user_versions (user_id TEXT PRIMARY KEY, token TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open a connection in autocommit mode (transactions are explicit) with WAL settings."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # FULL, not NORMAL: turns leave the Redis buffer once a write returns, so a commit must
+    # survive power loss too, not only a killed process.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection, dims: int) -> None:
+    """Create the tables if missing and check the file was made for the same vector dims."""
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in DDL:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema', ?), ('dims', ?)",
+            (str(SCHEMA_VERSION), str(dims)),
+        )
+        stored = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if int(stored["dims"]) != dims:
+        raise StoreError(f"store file holds {stored['dims']}-dim vectors, settings say {dims}")
+    if int(stored["schema"]) != SCHEMA_VERSION:
+        raise StoreError(f"store schema {stored['schema']} is not {SCHEMA_VERSION}")
