@@ -16,8 +16,11 @@ import structlog
 from memlane.config import LogFormat, LogSettings
 
 REDACTED = "***"
+# Whole-name matches only: "access_token" is a secret, "prompt_tokens" is a count.
 _SECRET_KEY = re.compile(
-    r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I
+    r"(?:^|[_-])(api[_-]?key|access[_-]?key|token|secret|password|passwd|pwd|authorization"
+    r"|credentials?)$",
+    re.I,
 )
 _SECRET_VALUE = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}"  # OpenAI-style keys

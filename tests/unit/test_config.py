@@ -1,0 +1,143 @@
+"""Settings: file + environment overrides, validation errors, secrets only from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from memlane.config import Settings, StoreBackend, env_overrides, load_settings
+from memlane.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "memlane.example.yaml"
+
+
+def _leaf_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    paths = set()
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            paths |= _leaf_paths(ann, f"{prefix}{name}.")
+        else:
+            paths.add(f"{prefix}{name}")
+    return paths
+
+
+def _yaml_paths(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    out = set()
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _yaml_paths(value, f"{prefix}{key}.")
+        else:
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def test_defaults_need_no_file_and_no_environment() -> None:
+    """With nothing configured, memlane runs on the embedded default."""
+    s = load_settings(environ={})
+    assert s.store.backend is StoreBackend.SQLITE
+    assert s.redis.url is None and not s.llm.configured
+
+
+def test_example_file_loads_and_documents_every_setting() -> None:
+    """The example config is valid and names every non-secret setting."""
+    loaded = load_settings(EXAMPLE, environ={})
+    assert loaded == Settings()  # the example lists the defaults
+    documented = _yaml_paths(yaml.safe_load(EXAMPLE.read_text()))
+    secrets = {p for p in _leaf_paths(Settings) if p.rsplit(".", 1)[-1] in {"api_key", "password"}}
+    assert _leaf_paths(Settings) - secrets == documented
+    text = EXAMPLE.read_text()
+    for secret in secrets:  # each secret is mentioned with its variable name
+        assert "MEMLANE_" + secret.upper().replace(".", "__") in text
+
+
+def test_environment_overrides_nested_values_with_types() -> None:
+    """MEMLANE_A__B=v sets a.b, parsed as a YAML scalar."""
+    env = {
+        "MEMLANE_STORE__BACKEND": "elasticsearch",
+        "MEMLANE_BATCHING__IDLE_S": "7.5",
+        "MEMLANE_RETRIEVAL__TIME_FILTER": "true",
+        "MEMLANE_TEST_ES_URL": "http://ignored",
+        "OTHER": "x",
+    }
+    s = load_settings(environ=env)
+    assert s.store.backend is StoreBackend.ELASTICSEARCH
+    assert s.batching.idle_s == 7.5
+    assert s.retrieval.time_filter is True
+
+
+def test_environment_wins_over_file(tmp_path: Path) -> None:
+    """File first, then the environment."""
+    f = tmp_path / "m.yaml"
+    f.write_text("batching:\n  idle_s: 1\n  max_wait_s: 9\n")
+    s = load_settings(f, environ={"MEMLANE_BATCHING__IDLE_S": "4"})
+    assert (s.batching.idle_s, s.batching.max_wait_s) == (4, 9)
+
+
+def test_config_file_from_environment_variable(tmp_path: Path) -> None:
+    """MEMLANE_CONFIG names the file when no path is given."""
+    f = tmp_path / "m.yaml"
+    f.write_text("timezone: UTC\n")
+    assert load_settings(environ={"MEMLANE_CONFIG": str(f)}).timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"MEMLANE_BATCHING__IDLE_S": "-1"}, "batching.idle_s"),
+        ({"MEMLANE_STORE__BACKEND": "mysql"}, "store.backend"),
+        ({"MEMLANE_TIMEZONE": "Mars/Base"}, "timezone"),
+        ({"MEMLANE_STORE__NO_SUCH": "1"}, "store.no_such"),
+        ({"MEMLANE_LOG__LEVEL": "LOUD"}, "log.level"),
+        ({"MEMLANE_EMBEDDING__DIMS": "many"}, "embedding.dims"),
+    ],
+)
+def test_bad_values_name_the_field(env: dict[str, str], field: str) -> None:
+    """A bad value fails at start-up with the dotted field path in the message."""
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_settings(environ=env)
+
+
+def test_secret_in_file_is_refused(tmp_path: Path) -> None:
+    """api_key and password may only come from the environment."""
+    f = tmp_path / "m.yaml"
+    f.write_text("llm:\n  api_key: sk-abcdefgh12345678\n")
+    with pytest.raises(ConfigError, match=r"llm\.api_key") as err:
+        load_settings(f, environ={})
+    assert "sk-abcdefgh" not in str(err.value)
+
+
+def test_secret_from_environment_is_hidden_in_repr() -> None:
+    """A key from the environment is usable but never printed."""
+    s = load_settings(environ={"MEMLANE_LLM__API_KEY": "sk-secret-value-123"})
+    assert s.llm.api_key is not None
+    assert s.llm.api_key.get_secret_value() == "sk-secret-value-123"
+    assert "sk-secret-value-123" not in repr(s) and s.llm.configured
+
+
+def test_settings_are_frozen() -> None:
+    """Settings cannot be changed after start-up."""
+    s = load_settings(environ={})
+    with pytest.raises(ValueError, match="frozen"):
+        s.timezone = "UTC"  # type: ignore[misc]
+
+
+def test_env_overrides_reject_empty_segments() -> None:
+    """A variable like MEMLANE_STORE____X is a typo, not silently ignored."""
+    with pytest.raises(ConfigError):
+        env_overrides({"MEMLANE_STORE____X": "1"})
+
+
+def test_bad_yaml_is_a_config_error(tmp_path: Path) -> None:
+    """Unparseable or non-mapping YAML gives a ConfigError naming the file."""
+    f = tmp_path / "bad.yaml"
+    f.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_settings(f, environ={})
+    f.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(f, environ={})

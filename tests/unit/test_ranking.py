@@ -1,0 +1,129 @@
+"""Pure ranking: boosts, time windows, MMR, profile questions and context formatting."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from memlane.config import RetrievalSettings
+from memlane.models import Memory, MemoryKind, SearchHit, TimeGranularity
+from memlane.ranking import in_window, is_profile_query, mmr, rank, recency
+from memlane.retrieval import format_context
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2024, 10, 26, 21, 26, tzinfo=TZ)
+
+
+def mem(mid: str, kind: MemoryKind = MemoryKind.OBSERVATION, **kw: object) -> Memory:
+    fields: dict[str, object] = {"recorded_at": NOW - timedelta(days=1), "importance": 0.5}
+    fields.update(kw)
+    return Memory(id=mid, user_id="u", kind=kind, content=f"c-{mid}", **fields)  # type: ignore[arg-type]
+
+
+def hit(m: Memory, rank_pos: int) -> SearchHit:
+    return SearchHit(m, 2 / (60 + rank_pos), rank_pos, rank_pos)
+
+
+def test_fused_score_is_normalised_to_one_for_a_double_first_place() -> None:
+    """Rank 1 in both lists gives fused 1.0, so boosts have a stable scale."""
+    cfg = RetrievalSettings(importance_weight=0, recency_weight=0)
+    (r,) = rank([hit(mem("a"), 1)], cfg, NOW)
+    assert r.explanation.fused == pytest.approx(1.0)
+    assert r.score == pytest.approx(1.0)
+
+
+def test_time_window_boost_lifts_a_lower_ranked_memory() -> None:
+    """A memory inside the query's time range overtakes a better text match outside it."""
+    cfg = RetrievalSettings()
+    inside = mem("in", event_time=NOW - timedelta(days=1))
+    outside = mem("out", event_time=NOW - timedelta(days=60))
+    window = (NOW - timedelta(days=2), NOW)
+    ranked = rank([hit(outside, 1), hit(inside, 5)], cfg, NOW, window)
+    assert [r.memory.id for r in ranked] == ["in", "out"]
+    assert ranked[0].explanation.boosts["time"] == cfg.time_match_boost
+
+
+def test_event_time_falls_back_to_recorded_at_for_the_window() -> None:
+    """Without an event time, when it was said decides."""
+    assert in_window(NOW, (NOW - timedelta(hours=1), NOW + timedelta(hours=1)))
+    cfg = RetrievalSettings()
+    m = mem("raw", MemoryKind.RAW, recorded_at=NOW - timedelta(hours=3))
+    (r,) = rank([hit(m, 1)], cfg, NOW, (NOW - timedelta(days=1), NOW))
+    assert "time" in r.explanation.boosts
+
+
+def test_insight_boost_is_larger_for_profile_questions() -> None:
+    """Insights get the profile boost only when the question is about the user."""
+    cfg = RetrievalSettings()
+    ins = mem("i", MemoryKind.INSIGHT)
+    plain = rank([hit(ins, 1)], cfg, NOW, profile=False)[0]
+    prof = rank([hit(ins, 1)], cfg, NOW, profile=True)[0]
+    assert plain.explanation.boosts["insight"] == cfg.insight_boost
+    assert prof.explanation.boosts["insight"] == cfg.profile_insight_boost
+    assert prof.score > plain.score
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("你知道我喜欢什么?", True),
+        ("你知道我的乐器爱好是什么?", True),
+        ("what do I do for a living?", True),
+        ("What is my favourite food?", True),
+        ("今天天气怎么样", False),
+        ("what time is it in Tokyo", False),
+    ],
+)
+def test_profile_question_detection(query: str, expected: bool) -> None:
+    """Questions about the user themselves are recognised in zh and en."""
+    assert is_profile_query(query) is expected
+
+
+def test_recency_halves_at_the_half_life() -> None:
+    """Exponential decay: 1 now, 0.5 after one half-life."""
+    m = mem("a", recorded_at=NOW - timedelta(days=90))
+    assert recency(m, NOW, 90) == pytest.approx(0.5)
+    assert recency(mem("b", recorded_at=NOW), NOW, 90) == pytest.approx(1.0)
+
+
+def test_mmr_drops_near_identical_results() -> None:
+    """Two memories with the same vector keep only the better one."""
+    cfg = RetrievalSettings(importance_weight=0, recency_weight=0)
+    a = mem("a", embedding=[1.0, 0.0, 0.0])
+    b = mem("b", embedding=[1.0, 0.0, 0.0])
+    c = mem("c", embedding=[0.0, 1.0, 0.0])
+    ranked = rank([hit(a, 1), hit(b, 2), hit(c, 3)], cfg, NOW)
+    out = mmr(ranked, lam=0.7, k=3)
+    assert [r.memory.id for r in out] == ["a", "c"]
+
+
+def test_format_context_zh_and_en_with_granularity() -> None:
+    """Lines carry the date, the weekday in the language, and the granularity's precision."""
+    said = datetime(2024, 10, 26, 21, 26, tzinfo=TZ)
+    raw = Memory("r", "u", MemoryKind.RAW, "用户爱好是吉他。", recorded_at=said)
+    day = Memory(
+        "d",
+        "u",
+        MemoryKind.OBSERVATION,
+        "The user went hiking.",
+        recorded_at=said,
+        event_time=datetime(2024, 10, 21, tzinfo=TZ),
+        time_granularity=TimeGranularity.DAY,
+    )
+    month = Memory(
+        "m",
+        "u",
+        MemoryKind.OBSERVATION,
+        "x",
+        recorded_at=said,
+        event_time=datetime(2024, 5, 1, tzinfo=TZ),
+        time_granularity=TimeGranularity.MONTH,
+    )
+    assert format_context([raw], "zh") == ["[2024-10-26 21:26 周六] 用户爱好是吉他。"]
+    assert format_context([raw], "en") == ["[2024-10-26 21:26 Sat] 用户爱好是吉他。"]
+    assert format_context([day, month], "en") == [
+        "[2024-10-21 Mon] The user went hiking.",
+        "[2024-05] x",
+    ]
