@@ -136,7 +136,7 @@ def test_bad_yaml_is_a_config_error(tmp_path: Path) -> None:
     """Unparseable or non-mapping YAML gives a ConfigError naming the file."""
     f = tmp_path / "bad.yaml"
     f.write_text("a: [1, 2\n")
-    with pytest.raises(ConfigError, match="bad.yaml"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
         load_settings(f, environ={})
     f.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):

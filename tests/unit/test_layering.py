@@ -1,4 +1,4 @@
-"""The import direction memlane <- pipelines <- tasks <- worker holds, with no celery below tasks."""
+"""Import direction memlane <- pipelines <- tasks <- worker; no celery below tasks."""
 
 from __future__ import annotations
 
