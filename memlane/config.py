@@ -65,6 +65,7 @@ class StoreSettings(_Frozen):
     es_timeout_s: float = Field(10.0, gt=0)
     es_shards: int = Field(1, ge=1, le=64)
     es_replicas: int = Field(0, ge=0, le=8)
+    es_refresh_interval: str = Field("1s", pattern=r"^\d+(ms|s|m)$")
     password: SecretStr | None = None
 
 

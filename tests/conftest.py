@@ -13,6 +13,8 @@ import redis
 from memlane.config import Settings, load_settings
 from tests.support.services import EsService, RedisService, start_es, start_redis
 
+pytest_plugins = ["tests.support.llm_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisService]:
@@ -66,6 +68,8 @@ def make_settings(tmp_path: Path, redis_url: str, key_prefix: str) -> Any:
         base: dict[str, Any] = {
             "data_dir": str(tmp_path / "data"),
             "redis": {"url": redis_url, "key_prefix": key_prefix},
+            # Writes wait for a refresh; a short interval keeps the Elasticsearch tests fast.
+            "store": {"es_refresh_interval": "50ms"},
         }
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):

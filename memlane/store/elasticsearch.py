@@ -1,0 +1,377 @@
+"""The scale-out memory store: Elasticsearch 8.x/9.x with the official 8.x client.
+
+- An alias (``settings.store.es_index``) points at a versioned index ``<alias>-v<N>``;
+  :meth:`ElasticsearchStore.migrate` copies into a new version and swaps the alias atomically.
+- The mapping is strict and ``_routing`` is required: every request routes by ``user_id``, and
+  every query is filtered by it (:func:`memlane.store.es_mapping.build_filters`).
+- A document's ``_id`` is a hash of ``(user_id, id)``, so two users' equal memory ids never
+  collide; the plain id lives in the ``id`` field.
+- Hybrid search sends kNN and BM25 in one ``_msearch`` and fuses them in the application with
+  :func:`memlane.store.hybrid.combine` (no licensed RRF needed).
+- Only core APIs are used (bulk, mget, search, msearch, PIT, count, aliases): no scripts,
+  ``_delete_by_query``, ``_update_by_query`` or ``_reindex``, so it runs on a minimal node.
+- Writes use ``refresh=wait_for``: what ``upsert`` wrote is searchable when it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
+
+from memlane.config import Settings
+from memlane.constants import ES_INDEX_VERSION
+from memlane.errors import InvalidInput, StoreError, StoreUnavailable
+from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
+from memlane.store import es_mapping as m
+from memlane.store.base import SearchQuery
+from memlane.store.hybrid import combine
+from memlane.validation import validate_memories, validate_user_id
+
+Json = dict[str, Any]
+
+MAX_PAGE = 10_000
+BULK_CHUNK = 500  # documents per _bulk request
+SCAN_PAGE = 1_000  # hits per PIT page when scanning a user or an index
+PIT_KEEP_ALIVE = "2m"
+MAX_DELETE_ROUNDS = 50  # delete_user gives up if writers keep adding faster than it deletes
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+CHANGED = frozenset({"created", "updated", "deleted", "noop"})
+EVERYTHING = MemoryFilter(include_superseded=True)
+
+
+@contextmanager
+def _errors(operation: str) -> Iterator[None]:
+    """Map client errors to the store's: unreachable/overloaded is retryable, the rest not."""
+    try:
+        yield
+    except TransportError as e:
+        raise StoreUnavailable(f"elasticsearch {operation}: {type(e).__name__}: {e}") from e
+    except ApiError as e:
+        kind = StoreUnavailable if e.status_code in TRANSIENT_STATUS else StoreError
+        raise kind(f"elasticsearch {operation}: {e}") from e
+
+
+def _check_ids(ids: Sequence[str], field: str = "ids") -> list[str]:
+    if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+        raise InvalidInput(field, "must be a list of strings")
+    return list(dict.fromkeys(ids))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _client(settings: Settings) -> Elasticsearch:
+    store = settings.store
+    auth = None
+    if store.es_username and store.password is not None:
+        auth = (store.es_username, store.password.get_secret_value())
+    return Elasticsearch(store.es_url, basic_auth=auth, request_timeout=store.es_timeout_s)
+
+
+class ElasticsearchStore:
+    """A :class:`~memlane.store.base.MemoryStore` on an Elasticsearch index alias."""
+
+    def __init__(self, settings: Settings, client: Elasticsearch | None = None) -> None:
+        self.settings = settings
+        self.alias = settings.store.es_index
+        self.dims = settings.embedding.dims
+        self.limits = settings.limits
+        self._owns_client = client is None
+        self.client = client if client is not None else _client(settings)
+
+    def _user(self, user_id: str) -> str:
+        return validate_user_id(user_id, self.limits)
+
+    # -- schema -------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create ``<alias>-v<N>`` and the alias if the alias is missing; safe to repeat."""
+        with _errors("ensure_schema"):
+            if self.client.indices.exists_alias(name=self.alias):
+                return
+            index = m.index_name(self.alias, ES_INDEX_VERSION)
+            self._create_index(index, aliases={self.alias: {}})
+            if not self.client.indices.exists_alias(name=self.alias):
+                self.client.indices.put_alias(index=index, name=self.alias)
+
+    def _create_index(self, index: str, aliases: Json | None = None) -> None:
+        """Create an index; losing a creation race to another process is fine."""
+        store = self.settings.store
+        try:
+            self.client.indices.create(
+                index=index,
+                settings=m.index_settings(
+                    store.es_shards, store.es_replicas, store.es_refresh_interval
+                ),
+                mappings=m.mappings(self.dims),
+                aliases=aliases,
+            )
+        except ApiError as e:
+            if e.error != "resource_already_exists_exception":
+                raise
+
+    def current_index(self) -> str:
+        """The concrete index the alias points at."""
+        with _errors("current_index"):
+            found = [str(name) for name in self.client.indices.get_alias(name=self.alias)]
+        if len(found) != 1:
+            raise StoreError(f"alias {self.alias} points at {len(found)} indices: {found}")
+        return found[0]
+
+    def migrate(self, new_version: int) -> int:
+        """Copy every memory into ``<alias>-v<new_version>`` and swap the alias atomically.
+
+        Documents are re-encoded with the current mapping's builders, so derived fields follow
+        code changes. Pause writers while this runs: writes to the old index during the copy
+        would not reach the new one. The old index is kept. Returns how many were copied.
+        """
+        old = self.current_index()
+        new = m.index_name(self.alias, new_version)
+        if new == old:
+            raise InvalidInput("new_version", f"the alias already points at {old}")
+        copied = 0
+        with _errors("migrate"):
+            self._create_index(new)
+            for hits in self._scan(old, {"match_all": {}}, with_source=True):
+                memories = [m.from_source(h["_source"]) for h in hits]
+                self._bulk(self._index_ops(memories, new), refresh=False)
+                copied += len(hits)
+            self.client.indices.refresh(index=new)
+            self.client.indices.update_aliases(
+                actions=[
+                    {"remove": {"index": old, "alias": self.alias}},
+                    {"add": {"index": new, "alias": self.alias}},
+                ]
+            )
+        return copied
+
+    # -- writes -------------------------------------------------------------------------
+
+    def upsert(self, memories: Sequence[Memory]) -> int:
+        """Insert or replace memories by (user_id, id); searchable when this returns."""
+        validate_memories(memories, self.dims, self.limits)
+        if not memories:
+            return 0
+        now = datetime.now(UTC)
+        stamped = [
+            mem.replace(created_at=mem.created_at or now, updated_at=mem.updated_at or now)
+            for mem in memories
+        ]
+        with _errors("upsert"):
+            self._bulk(self._index_ops(stamped, self.alias))
+        return len(memories)
+
+    def _index_ops(self, memories: Sequence[Memory], index: str) -> list[list[Json]]:
+        ops: list[list[Json]] = []
+        for mem in memories:
+            meta = {"_index": index, "_id": m.doc_id(mem.user_id, mem.id), "routing": mem.user_id}
+            ops.append([{"index": meta}, m.to_source(mem)])
+        return ops
+
+    def _bulk(
+        self, items: Sequence[list[Json]], refresh: bool = True, ok: frozenset[str] = frozenset()
+    ) -> int:
+        """Send bulk items (action line + optional source) in chunks; raise on a failure.
+
+        Error types in ``ok`` are skipped. Returns how many items changed a document. Only the
+        last chunk waits for a refresh, which makes every chunk visible.
+        """
+        changed = 0
+        chunks = list(_chunks(items, BULK_CHUNK))
+        for i, chunk in enumerate(chunks):
+            wait = refresh and i == len(chunks) - 1
+            lines = [line for item in chunk for line in item]
+            resp = self.client.bulk(operations=lines, refresh="wait_for" if wait else False)
+            for item in resp["items"]:
+                (result,) = item.values()
+                error = result.get("error")
+                if error is not None and error.get("type") not in ok:
+                    raise StoreError(
+                        f"elasticsearch bulk: {error.get('type')}: {error.get('reason')}"
+                    )
+                changed += result.get("result") in CHANGED
+        return changed
+
+    def supersede(
+        self, user_id: str, ids: Sequence[str], superseded_by: str, valid_to: datetime
+    ) -> int:
+        """Mark memories superseded with partial-document updates (no scripts).
+
+        Missing ids are skipped; returns how many memories were updated.
+        """
+        user = self._user(user_id)
+        wanted = _check_ids(ids)
+        if not isinstance(superseded_by, str) or not superseded_by:
+            raise InvalidInput("superseded_by", "must be a non-empty memory id")
+        if not isinstance(valid_to, datetime) or valid_to.tzinfo is None:
+            raise InvalidInput("valid_to", "must be a timezone-aware datetime")
+        if not wanted:
+            return 0
+        doc = {
+            "status": MemoryStatus.SUPERSEDED.value,
+            "superseded_by": superseded_by,
+            "valid_to": valid_to.isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        ops: list[list[Json]] = []
+        for mem_id in wanted:
+            meta = {"_index": self.alias, "_id": m.doc_id(user, mem_id), "routing": user}
+            ops.append([{"update": meta}, {"doc": doc}])
+        with _errors("supersede"):
+            return self._bulk(ops, ok=frozenset({"document_missing_exception"}))
+
+    def delete(self, user_id: str, ids: Sequence[str]) -> int:
+        """Delete some of the user's memories; returns how many existed."""
+        user = self._user(user_id)
+        wanted = _check_ids(ids)
+        if not wanted:
+            return 0
+        with _errors("delete"):
+            return self._delete_docs(user, [m.doc_id(user, i) for i in wanted])
+
+    def _delete_docs(self, user_id: str, doc_ids: Sequence[str], refresh: bool = True) -> int:
+        ops = [[{"delete": {"_index": self.alias, "_id": d, "routing": user_id}}] for d in doc_ids]
+        return self._bulk(ops, refresh=refresh)
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete every memory of the user (PIT scan + bulk delete); safe to re-run."""
+        user = self._user(user_id)
+        query = m.filter_query(m.build_filters(user, EVERYTHING))
+        deleted = 0
+        with _errors("delete_user"):
+            for _ in range(MAX_DELETE_ROUNDS):
+                found = 0
+                for hits in self._scan(self.alias, query, routing=user):
+                    found += len(hits)
+                    deleted += self._delete_docs(user, [h["_id"] for h in hits], refresh=False)
+                self.client.indices.refresh(index=self.alias)
+                if not found:
+                    return deleted
+        raise StoreError(f"delete_user: memories kept appearing after {MAX_DELETE_ROUNDS} rounds")
+
+    def _scan(
+        self, index: str, query: Json, routing: str | None = None, with_source: bool = False
+    ) -> Iterator[list[Json]]:
+        """Every hit of a query, in pages, from a point in time (consistent while we write)."""
+        pit = self.client.open_point_in_time(
+            index=index, keep_alive=PIT_KEEP_ALIVE, routing=routing
+        )
+        pit_id = pit["id"]
+        after: list[Any] | None = None
+        try:
+            while True:
+                resp = self.client.search(
+                    pit={"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
+                    query=query,
+                    sort=[{"_shard_doc": "asc"}],
+                    size=SCAN_PAGE,
+                    search_after=after,
+                    source=with_source,
+                    track_total_hits=False,
+                )
+                pit_id = resp.get("pit_id", pit_id)
+                hits = resp["hits"]["hits"]
+                if not hits:
+                    return
+                yield hits
+                after = hits[-1]["sort"]
+        finally:
+            self.client.close_point_in_time(id=pit_id)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, user_id: str, ids: Sequence[str]) -> list[Memory]:
+        """The user's memories with these ids, in the order given; missing ids skipped."""
+        user = self._user(user_id)
+        wanted = _check_ids(ids)
+        if not wanted:
+            return []
+        docs = [{"_id": m.doc_id(user, i), "routing": user} for i in wanted]
+        with _errors("get"):
+            resp = self.client.mget(index=self.alias, docs=docs, source_excludes=m.DERIVED_FIELDS)
+        found: dict[str, Memory] = {}
+        for doc in resp["docs"]:
+            if "error" in doc:
+                raise StoreError(f"elasticsearch get {doc.get('_id')}: {doc['error']}")
+            if doc.get("found") and doc["_source"].get("user_id") == user:
+                memory = m.from_source(doc["_source"])
+                found[memory.id] = memory
+        return [found[i] for i in wanted if i in found]
+
+    def search(self, user_id: str, query: SearchQuery) -> list[SearchHit]:
+        """Hybrid search: kNN and BM25 under one filter in one ``_msearch``, fused with RRF."""
+        user = self._user(user_id)
+        self._check_query(query)
+        filters = m.build_filters(user, query.filter)
+        size = max(query.k, query.candidates)
+        bodies: dict[str, Json] = {}
+        if query.vector is not None:
+            bodies["knn"] = m.knn_body(query.vector, filters, size)
+        text_body = m.bm25_body(query.text, filters, size) if query.text else None
+        if text_body is not None:
+            bodies["bm25"] = text_body
+        if not bodies:
+            return []
+        header = {"index": self.alias, "routing": user}
+        searches = [part for body in bodies.values() for part in (header, body)]
+        with _errors("search"):
+            resp = self.client.msearch(searches=searches)
+        rankings: dict[str, list[tuple[str, float]]] = {"knn": [], "bm25": []}
+        memories: dict[str, Memory] = {}
+        for name, result in zip(bodies, resp["responses"], strict=True):
+            if "error" in result:
+                raise StoreError(f"elasticsearch search ({name}): {result['error']}")
+            for hit in result["hits"]["hits"]:
+                memory = memories.get(hit["_source"]["id"]) or m.from_source(hit["_source"])
+                memories[memory.id] = memory
+                rankings[name].append((memory.id, float(hit["_score"])))
+        return combine(rankings["knn"], rankings["bm25"], memories, query)
+
+    def _check_query(self, query: SearchQuery) -> None:
+        if query.k < 1 or query.candidates < 1:
+            raise InvalidInput("query.k", "k and candidates must be >= 1")
+        if query.vector is None:
+            return
+        if len(query.vector) != self.dims:
+            raise InvalidInput("query.vector", f"has {len(query.vector)} dims, need {self.dims}")
+        if not all(abs(float(x)) < float("inf") for x in query.vector):
+            raise InvalidInput("query.vector", "must be finite")
+
+    def list(
+        self,
+        user_id: str,
+        filter: MemoryFilter | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page in (recorded_at, id) order; the cursor holds the last sort position."""
+        user = self._user(user_id)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+        after = m.decode_cursor(cursor) if cursor is not None else None
+        body = m.list_body(m.build_filters(user, filter), limit, after)
+        with _errors("list"):
+            resp = self.client.search(index=self.alias, routing=user, body=body)
+        hits = resp["hits"]["hits"]
+        memories = [m.from_source(h["_source"]) for h in hits[:limit]]
+        more = m.page_has_more(len(hits), limit)
+        return Page(memories, m.encode_cursor(hits[limit - 1]["sort"]) if more else None)
+
+    def count(self, user_id: str, filter: MemoryFilter | None = None) -> int:
+        """How many of the user's memories match the filter."""
+        user = self._user(user_id)
+        query = m.filter_query(m.build_filters(user, filter))
+        with _errors("count"):
+            return int(self.client.count(index=self.alias, routing=user, query=query)["count"])
+
+    def close(self) -> None:
+        """Close the client's connections (only a client this store created)."""
+        if self._owns_client:
+            self.client.close()
