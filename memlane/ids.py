@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 def _digest(*parts: str, size: int = 32) -> str:
@@ -19,8 +19,13 @@ def _digest(*parts: str, size: int = 32) -> str:
 def default_turn_id(
     user_id: str, session_id: str | None, ts: datetime, role: str, content: str
 ) -> str:
-    """The idempotency key of a turn the client gave no ``turn_id``."""
-    return "t-" + _digest(user_id, session_id or "", ts.isoformat(), role, content)
+    """The idempotency key of a turn the client gave no ``turn_id``.
+
+    The timestamp is hashed in UTC, so the same instant written with another offset gives the
+    same id. A turn with neither ``turn_id`` nor ``ts`` gets the push time, so each push of it
+    is new: pass a ``turn_id`` to make re-pushes no-ops.
+    """
+    return "t-" + _digest(user_id, session_id or "", ts.astimezone(UTC).isoformat(), role, content)
 
 
 def batch_id(user_id: str, first_entry: str, last_entry: str) -> str:
