@@ -22,6 +22,15 @@ class RedisAttempts:
         except redis.RedisError as e:
             raise BufferUnavailable(f"attempt counter failed: {e}") from e
 
+    def forgive(self, batch_id: str) -> None:
+        """Take back one attempt that ended in a transient fault (never below zero)."""
+        try:
+            left = self._r.hincrby(self._keys.attempts, batch_id, -1)
+            if int(left) <= 0:  # type: ignore[arg-type]
+                self._r.hdel(self._keys.attempts, batch_id)
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"attempt counter failed: {e}") from e
+
     def clear(self, batch_id: str) -> None:
         """Forget the count of a finished batch."""
         try:
