@@ -5,7 +5,8 @@ The steps for one batch, in this order, are what make a killed worker harmless:
 1. read the user's oldest turns; the batch id derives from their stream-id range;
 2. build the memories (raw mode, or the LLM extractor, which caches its result under the batch
    id before returning); their ids derive from the batch, so a retry writes the same ids;
-3. embed and upsert them;
+3. embed and apply the plan: upsert, then supersede contradicted memories, then merge the
+   provenance of duplicates (each step idempotent);
 4. only then commit: remove the turns from the buffer and advance the watermark, under the lease.
 
 A crash anywhere before 4 leaves the turns buffered; the retry upserts the same ids.
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from memlane.buffer import BufferedTurn, TurnBuffer
-from memlane.errors import LeaseLost, MemlaneError, Retryable
+from memlane.errors import LeaseLost, LLMBadOutput, MemlaneError, Retryable
 from memlane.ids import batch_id as derive_batch_id
 from memlane.lease import Leases
 from memlane.llm.embeddings import Embedder
@@ -27,17 +28,22 @@ from memlane.logging import get_logger
 from memlane.models import Memory
 from memlane.raw import raw_memories
 from memlane.store.base import MemoryStore
+from pipelines.plan import ExtractionPlan, apply_plan
 
 log = get_logger(__name__)
 
 
 class Extractor(Protocol):
-    """Turns a batch into memories (without embeddings). Must be deterministic per batch id."""
+    """Turns a batch into memories, or a plan. Must be deterministic per batch id."""
 
     def __call__(
         self, user_id: str, batch_id: str, entries: Sequence[BufferedTurn]
-    ) -> list[Memory]:
-        """The memories of one batch."""
+    ) -> list[Memory] | ExtractionPlan:
+        """The memories (or the plan: memories, supersessions, merges) of one batch."""
+
+
+class BadOutputRetry(LLMBadOutput, Retryable):
+    """Bad LLM output on an attempt that is not the batch's last: retry with backoff."""
 
 
 class AttemptCounter(Protocol):
@@ -45,6 +51,9 @@ class AttemptCounter(Protocol):
 
     def incr(self, batch_id: str) -> int:
         """One more attempt; returns the total."""
+
+    def forgive(self, batch_id: str) -> None:
+        """Take back one attempt (it ended in a transient fault, not a crash or a bad result)."""
 
     def clear(self, batch_id: str) -> None:
         """Forget the count once the batch is done."""
@@ -73,20 +82,32 @@ class ConsolidationResult:
     dead_lettered: list[str] = field(default_factory=list)
 
 
-def build_memories(
+def build_plan(
     ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
-) -> list[Memory]:
-    """Memories for one batch, embedded: by the extractor, or one raw memory per turn."""
+) -> ExtractionPlan:
+    """The plan for one batch, memories embedded: by the extractor, or one raw memory per turn."""
     if ports.extractor is not None:
-        memories = ports.extractor(user_id, batch, entries)
+        made = ports.extractor(user_id, batch, entries)
+        plan = made if isinstance(made, ExtractionPlan) else ExtractionPlan(memories=made)
     else:
-        memories = raw_memories(user_id, batch, entries, ports.clock())
-    missing = [m for m in memories if m.embedding is None]
+        plan = ExtractionPlan(memories=raw_memories(user_id, batch, entries, ports.clock()))
+    missing = [m for m in plan.memories if m.embedding is None]
     if missing:
         vectors = ports.embedder.embed_passages([m.content for m in missing])
         for memory, vector in zip(missing, vectors, strict=True):
             memory.embedding = vector
-    return memories
+    return plan
+
+
+def build_memories(
+    ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
+) -> list[Memory]:
+    """The new memories of one batch, embedded (the plan's other steps are left out)."""
+    return build_plan(ports, user_id, batch, entries).memories
+
+
+def _apply(ports: ConsolidationPorts, user_id: str, plan: ExtractionPlan) -> None:
+    apply_plan(ports.store, user_id, plan, ports.clock(), ports.embedder.embed_passages)
 
 
 def consolidate_batch(
@@ -94,19 +115,22 @@ def consolidate_batch(
 ) -> int:
     """Store one batch and commit it. Returns the number of memories written."""
     batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
-    memories = build_memories(ports, user_id, batch, entries)
-    if memories:
-        ports.store.upsert(memories)
+    plan = build_plan(ports, user_id, batch, entries)
+    _apply(ports, user_id, plan)
     ports.buffer.commit(user_id, token, entries)
     ports.attempts.clear(batch)
+    for hook in plan.after_commit:  # e.g. drop the cached extraction: it can never be reused
+        hook()
     log.info(
         "batch_consolidated",
         user_id=user_id,
         batch_id=batch,
         turns=len(entries),
-        memories=len(memories),
+        memories=len(plan.memories),
+        superseded=len(plan.supersede),
+        merged=len(plan.merge),
     )
-    return len(memories)
+    return len(plan.memories)
 
 
 def consolidate_user(
@@ -119,9 +143,10 @@ def consolidate_user(
 ) -> ConsolidationResult:
     """Consolidate the user's buffered turns batch by batch while holding the lease.
 
-    Transient errors (:class:`Retryable`) propagate so the caller can retry with backoff. A batch
-    that fails otherwise, or that has been started ``max_attempts`` times (e.g. it keeps killing
-    its worker), is dead-lettered with its turns kept, and the next batch goes on.
+    Transient errors (:class:`Retryable`) propagate so the caller can retry with backoff; so does
+    bad LLM output (as :class:`BadOutputRetry`) until the batch's last attempt. A batch that fails
+    otherwise, or that has been started ``max_attempts`` times (e.g. it keeps killing its
+    worker), is dead-lettered with its turns kept, and the next batch goes on.
     """
     result = ConsolidationResult()
     for _ in range(max_batches):
@@ -131,13 +156,25 @@ def consolidate_user(
         if not entries:
             break
         batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
-        if ports.attempts.incr(batch) > max_attempts:
+        attempt = ports.attempts.incr(batch)
+        if attempt > max_attempts:
             _park(ports, user_id, token, batch, entries, "too many attempts", result)
             continue
         try:
             result.memories += consolidate_batch(ports, user_id, token, entries)
-        except (Retryable, LeaseLost):
+        except LeaseLost:
             raise
+        except Retryable as e:
+            if not isinstance(e, LLMBadOutput):
+                # An outage of the store or the model is not the batch's fault: only crashes
+                # and bad output use up max_attempts, or a 10 s outage would dead-letter it.
+                ports.attempts.forgive(batch)
+            raise
+        except LLMBadOutput as e:
+            if attempt < max_attempts:  # the model may do better next time: retry, then park
+                raise BadOutputRetry(str(e)) from e
+            _park(ports, user_id, token, batch, entries, f"{type(e).__name__}: {e}", result)
+            continue
         except MemlaneError as e:
             _park(ports, user_id, token, batch, entries, f"{type(e).__name__}: {e}", result)
             continue
@@ -165,11 +202,15 @@ def replay_dead_letter(ports: ConsolidationPorts, letter: dict[str, Any], token:
     """Consolidate a parked batch from its dead letter; drop the letter on success."""
     user_id = letter["user_id"]
     entries = ports.buffer.dead_letter_entries(letter)
-    memories = build_memories(ports, user_id, letter["batch_id"], entries)
-    if memories:
-        ports.store.upsert(memories)
+    plan = build_plan(ports, user_id, letter["batch_id"], entries)
+    _apply(ports, user_id, plan)
     ports.buffer.drop_dead_letter(letter["batch_id"])
+    for hook in plan.after_commit:
+        hook()
     log.info(
-        "dead_letter_replayed", user_id=user_id, batch_id=letter["batch_id"], memories=len(memories)
+        "dead_letter_replayed",
+        user_id=user_id,
+        batch_id=letter["batch_id"],
+        memories=len(plan.memories),
     )
-    return len(memories)
+    return len(plan.memories)

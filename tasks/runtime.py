@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from memlane.config import Settings, load_settings
-from memlane.logging import configure_logging
+from memlane.llm.chat import ChatModel
+from memlane.logging import configure_logging, get_logger
 from memlane.services import Services
+from memlane.usage import UsageRecorder
 from pipelines.consolidate import ConsolidationPorts
+from pipelines.extractor import LLMExtractor, RedisExtractionCache
 
+log = get_logger(__name__)
 _lock = threading.Lock()
 _services: Services | None = None
+# (pid, id(services)) -> (services, extractor); holding the services keeps their id unique.
+_extractors: dict[tuple[int, int], tuple[Services, LLMExtractor]] = {}
 
 
 def install(settings: Settings) -> Services:
@@ -19,6 +26,10 @@ def install(settings: Settings) -> Services:
     with _lock:
         _services = Services(settings)
         configure_logging(settings.log)
+        if settings.llm.configured:
+            log.info("llm_mode", model=settings.llm.model, base_url=settings.llm.base_url)
+        else:
+            log.info("no LLM configured: raw mode")
         return _services
 
 
@@ -29,12 +40,37 @@ def services() -> Services:
     return current if current is not None else install(load_settings())
 
 
+def build_extractor(svc: Services) -> LLMExtractor:
+    """A new LLM extractor over these services (chat model, cache, usage counters)."""
+    settings = svc.settings
+    return LLMExtractor(
+        chat=ChatModel(settings.llm),
+        store=svc.store,
+        embedder=svc.embedder,
+        cache=RedisExtractionCache(svc.redis, svc.keys, settings.batching.extraction_cache_ttl_s),
+        tz=settings.tz,
+        usage=UsageRecorder(svc.redis, svc.keys),
+    )
+
+
+def extractor(svc: Services) -> LLMExtractor | None:
+    """This process's extractor for ``svc``: None in raw mode; rebuilt after a fork."""
+    if not svc.settings.llm.configured:
+        return None
+    key = (os.getpid(), id(svc))
+    with _lock:
+        if key not in _extractors:
+            _extractors[key] = (svc, build_extractor(svc))
+        return _extractors[key][1]
+
+
 def consolidation_ports(svc: Services) -> ConsolidationPorts:
-    """The ports of the consolidation pipeline, in raw mode until an extractor is set."""
+    """The ports of the consolidation pipeline: LLM extraction when configured, else raw mode."""
     return ConsolidationPorts(
         buffer=svc.buffer,
         leases=svc.leases,
         store=svc.store,
         embedder=svc.embedder,
         attempts=svc.attempts,
+        extractor=extractor(svc),
     )

@@ -49,7 +49,7 @@ def run_demo(settings: Settings, keep_data: bool = False) -> int:
     mode = "LLM" if settings.llm.configured else "raw"
     print(f"memlane demo: embedded Redis + SQLite + local embedding model, {mode} mode")
     if settings.llm.configured:
-        print("   note: LLM extraction is not built yet; turns are consolidated in raw mode")
+        print(f"   observations are extracted by {settings.llm.model} (at most 2 calls per batch)")
     else:
         print("   (no LLM configured: each turn is stored verbatim as a raw memory)")
     timings: list[tuple[str, float]] = []

@@ -1,0 +1,203 @@
+"""The chat model: any OpenAI-compatible ``/chat/completions`` endpoint through the ``openai`` SDK.
+
+Works with OpenAI, DashScope (compatible mode), SiliconFlow, DeepSeek, vLLM and Ollama: only
+``base_url``, ``model`` and the key (from the environment) differ. Provider errors are mapped
+onto memlane's hierarchy so callers decide on retries by type alone:
+
+- 429 -> :class:`LLMRateLimited` (Retryable);
+- timeouts, connection errors, 408 and 5xx -> :class:`LLMUnavailable` (Retryable);
+- any other 4xx -> :class:`LLMError`;
+- output that is not a JSON object, even after tolerant parsing -> :class:`LLMBadOutput`.
+
+The SDK's own retries are off (``max_retries=0``); :class:`ChatModel` retries transient errors
+itself only when asked to (``retries``), because consolidation already retries at task level.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memlane.backoff import backoff_delay
+from memlane.config import LLMSettings
+from memlane.errors import LLMBadOutput, LLMError, LLMRateLimited, LLMUnavailable, Retryable
+from memlane.logging import get_logger
+
+log = get_logger(__name__)
+
+Message = dict[str, str]
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one call, as the provider reported it."""
+
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The JSON object in a model reply, tolerating fences, reasoning blocks and chatter (pure).
+
+    Strips ``<think>...</think>``, prefers the content of a fenced block, then takes the outermost
+    ``{...}``. Raises :class:`LLMBadOutput` when no JSON object can be read.
+    """
+    body = _THINK.sub("", text or "").strip()
+    fenced = _FENCE.search(body)
+    if fenced:
+        body = fenced.group(1).strip()
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end <= start:
+        raise LLMBadOutput(f"no JSON object in model output: {_preview(text)}")
+    try:
+        value = json.loads(body[start : end + 1])
+    except json.JSONDecodeError as e:
+        raise LLMBadOutput(f"malformed JSON in model output ({e.msg}): {_preview(text)}") from e
+    if not isinstance(value, dict):
+        raise LLMBadOutput("model output is not a JSON object")
+    return value
+
+
+def _preview(text: str | None, size: int = 120) -> str:
+    flat = " ".join((text or "").split())
+    return repr(flat[:size] + ("..." if len(flat) > size else ""))
+
+
+def map_api_error(err: Exception) -> LLMError:
+    """The memlane error for an ``openai`` SDK exception (pure)."""
+    import openai
+
+    if isinstance(err, openai.RateLimitError):
+        return LLMRateLimited(f"chat model rate limited (429): {_api_message(err)}")
+    if isinstance(err, openai.APITimeoutError | openai.APIConnectionError):
+        return LLMUnavailable(f"chat model unreachable: {type(err).__name__}")
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        if status >= 500 or status == 408:
+            return LLMUnavailable(f"chat model failed ({status}): {_api_message(err)}")
+        return LLMError(f"chat request refused ({status}): {_api_message(err)}")
+    if isinstance(err, openai.APIResponseValidationError):
+        return LLMBadOutput(f"chat response not understood: {err}")
+    return LLMError(f"chat call failed: {type(err).__name__}")
+
+
+def _api_message(err: Any) -> str:
+    body = getattr(err, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and "message" in inner:
+            return str(inner["message"])[:200]
+    return str(getattr(err, "message", "") or "")[:200]
+
+
+class ChatModel:
+    """An OpenAI-compatible chat model: JSON completions for pipelines, text for chat."""
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        retries: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from openai import OpenAI
+
+        key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+        self.settings = settings
+        self.model = settings.model
+        self._retries = retries
+        self._sleep = sleep
+        self._client = OpenAI(
+            base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0
+        )
+
+    def complete_json(
+        self, messages: Sequence[Message], schema_name: str
+    ) -> tuple[dict[str, Any], Usage]:
+        """One completion parsed as a JSON object (JSON mode when the settings allow it)."""
+        extra: dict[str, Any] = {}
+        if self.settings.json_mode:
+            extra["response_format"] = {"type": "json_object"}
+        text, usage = self._complete(messages, schema_name, extra)
+        return parse_json_object(text), usage
+
+    def complete_text(
+        self, messages: Sequence[Message], purpose: str = "chat"
+    ) -> tuple[str, Usage]:
+        """One plain-text completion."""
+        text, usage = self._complete(messages, purpose, {})
+        if not text.strip():
+            raise LLMBadOutput("chat model returned an empty reply")
+        return _THINK.sub("", text).strip(), usage
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    def _complete(
+        self, messages: Sequence[Message], purpose: str, extra: dict[str, Any]
+    ) -> tuple[str, Usage]:
+        attempt = 0
+        while True:
+            try:
+                return self._call_once(messages, purpose, extra)
+            except Retryable as e:
+                if attempt >= self._retries:
+                    raise
+                delay = backoff_delay(attempt, 1.0, 30.0)
+                log.warning("llm_retry", purpose=purpose, error=str(e), delay_s=round(delay, 2))
+                self._sleep(delay)
+                attempt += 1
+
+    def _call_once(
+        self, messages: Sequence[Message], purpose: str, extra: dict[str, Any]
+    ) -> tuple[str, Usage]:
+        import openai
+
+        started = time.monotonic()
+        try:
+            resp = self._client.chat.completions.create(
+                model=self.model,
+                messages=list(messages),  # type: ignore[arg-type]
+                temperature=self.settings.temperature,
+                **extra,
+            )
+        except openai.OpenAIError as e:
+            err = map_api_error(e)
+            log.warning("llm_call_failed", purpose=purpose, model=self.model, error=str(err))
+            raise err from e
+        usage = _usage_of(resp, self.model, time.monotonic() - started)
+        _log_call(purpose, usage)
+        if not resp.choices or resp.choices[0].message.content is None:
+            raise LLMBadOutput("chat model returned no content")
+        return resp.choices[0].message.content, usage
+
+
+def _usage_of(resp: Any, model: str, latency_s: float) -> Usage:
+    raw = getattr(resp, "usage", None)
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    completion = int(getattr(raw, "completion_tokens", 0) or 0)
+    return Usage(model, prompt, completion, latency_s)
+
+
+def _log_call(purpose: str, usage: Usage) -> None:
+    log.info(
+        "llm_call",
+        purpose=purpose,
+        model=usage.model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        latency_ms=round(usage.latency_s * 1000, 1),
+    )

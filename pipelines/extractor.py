@@ -1,0 +1,294 @@
+"""``LLMExtractor``: the consolidation extractor port backed by a chat model.
+
+For one batch it makes at most two LLM calls:
+
+1. extraction: the numbered turns plus the user's most related existing observations (found by
+   embedding the batch) -> observations and links. The validated result is cached in Redis under
+   the batch id *before* anything else happens, so a retried batch never pays for it twice and
+   derives the same memory ids;
+2. arbitration, only when the embedding check leaves ambiguous near-duplicate pairs: one call
+   for all of them. The resolved links are cached too.
+
+The cache also keeps the ids of the candidate memories shown to the model: a retry checks links
+against exactly the same set, and never re-searches a store it may already have written to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+
+import redis
+
+from memlane.buffer import BufferedTurn
+from memlane.errors import BufferUnavailable
+from memlane.keys import Keys
+from memlane.llm.chat import ChatModel, Message, Usage
+from memlane.llm.embeddings import Embedder
+from memlane.logging import get_logger
+from memlane.models import Memory, MemoryFilter, MemoryKind, Role
+from memlane.ranking import memory_time
+from memlane.store.base import MemoryStore, SearchQuery
+from memlane.usage import UsageRecorder
+from pipelines.arbitrate import Pair, Thresholds, build_plan, classify, parse_arbitration
+from pipelines.extract import (
+    Extraction,
+    Link,
+    draft_memory,
+    extraction_to_json,
+    parse_extraction,
+)
+from pipelines.plan import ExtractionPlan
+from pipelines.prompts import (
+    PairText,
+    arbitration_messages,
+    batch_language,
+    extraction_messages,
+    load_prompt,
+)
+
+log = get_logger(__name__)
+CACHE_FORMAT = 1
+
+
+class ExtractionCache(Protocol):
+    """Where a batch's extraction is kept between attempts."""
+
+    def get(self, batch_id: str) -> dict[str, Any] | None:
+        """The cached document of a batch, if any."""
+
+    def put(self, batch_id: str, doc: dict[str, Any]) -> None:
+        """Save (or overwrite) the document of a batch."""
+
+    def drop(self, batch_id: str) -> None:
+        """Forget a batch that was committed (its extraction can never be needed again)."""
+
+
+class RedisExtractionCache:
+    """The extraction cache in Redis (``Keys.extraction``), with a TTL."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int) -> None:
+        self._r = client
+        self._keys = keys
+        self._ttl = ttl_s
+
+    def get(self, batch_id: str) -> dict[str, Any] | None:
+        """The cached document, or None (also for an unreadable one, which is then redone)."""
+        try:
+            raw = self._r.get(self._keys.extraction(batch_id))
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"extraction cache read failed: {e}") from e
+        if raw is None:
+            return None
+        doc = json.loads(raw)  # type: ignore[arg-type]
+        return doc if isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT else None
+
+    def put(self, batch_id: str, doc: dict[str, Any]) -> None:
+        """Save the document with the TTL."""
+        payload = json.dumps({**doc, "format": CACHE_FORMAT}, ensure_ascii=False)
+        try:
+            self._r.set(self._keys.extraction(batch_id), payload, ex=self._ttl)
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"extraction cache write failed: {e}") from e
+
+    def drop(self, batch_id: str) -> None:
+        """Delete a committed batch's document; a failure only leaves it to its TTL."""
+        try:
+            self._r.delete(self._keys.extraction(batch_id))
+        except redis.RedisError as e:
+            log.warning("extraction_cache_drop_failed", batch_id=batch_id, error=str(e))
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractorOptions:
+    """How many related memories to show the model, and the near-duplicate thresholds."""
+
+    related_k: int = 8
+    query_chars: int = 2000
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+class LLMExtractor:
+    """The consolidation ``Extractor`` port: a batch in, an :class:`ExtractionPlan` out."""
+
+    def __init__(
+        self,
+        chat: ChatModel,
+        store: MemoryStore,
+        embedder: Embedder,
+        cache: ExtractionCache,
+        tz: tzinfo,
+        usage: UsageRecorder | None = None,
+        options: ExtractorOptions | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.chat = chat
+        self.store = store
+        self.embedder = embedder
+        self.cache = cache
+        self.tz = tz
+        self.usage = usage
+        self.options = options or ExtractorOptions()
+        self.clock = clock
+
+    def __call__(
+        self, user_id: str, batch_id: str, entries: Sequence[BufferedTurn]
+    ) -> ExtractionPlan:
+        """The plan of one batch (memories embedded), from the cache when there is one."""
+        doc = self.cache.get(batch_id)
+        if doc is None:
+            candidates = self._related(user_id, entries)
+            doc = self._extract(user_id, batch_id, entries, candidates)
+        else:
+            candidates = self._with_vectors(self.store.get(user_id, doc["candidates"]))
+            log.info("extraction_cache_hit", user_id=user_id, batch_id=batch_id)
+        context = {"user_id": user_id, "batch_id": batch_id}
+        ids = doc["candidates"]
+        extraction = parse_extraction(doc["extraction"], len(entries), ids, self.tz, context)
+        memories = self._memories(user_id, batch_id, entries, extraction, doc)
+        if "links" not in doc:
+            doc["links"] = self._resolve(user_id, extraction, memories, candidates, doc)
+            self.cache.put(batch_id, doc)
+        links = [Link(k["observation"], k["memory_id"], k["relation"]) for k in doc["links"]]
+        plan = build_plan(memories, links, candidates)
+        plan.after_commit.append(lambda: self.cache.drop(batch_id))
+        return plan
+
+    def _related(self, user_id: str, entries: Sequence[BufferedTurn]) -> list[Memory]:
+        """The user's existing observations most related to the batch (with vectors)."""
+        said = [e.turn.content for e in entries if e.turn.role is Role.USER] or [
+            e.turn.content for e in entries
+        ]
+        text = " ".join(said)[: self.options.query_chars]
+        k = self.options.related_k
+        query = SearchQuery(
+            text=text,
+            vector=self.embedder.embed_query(text),
+            k=k,
+            filter=MemoryFilter(kinds=(MemoryKind.OBSERVATION,)),
+            candidates=max(4 * k, 20),
+        )
+        hits = self.store.search(user_id, query)[:k]
+        return self._with_vectors([h.memory for h in hits if h.memory.user_id == user_id])
+
+    def _with_vectors(self, memories: list[Memory]) -> list[Memory]:
+        missing = [m for m in memories if m.embedding is None]
+        if missing:
+            stored = {m.id: m for m in self.store.get(missing[0].user_id, [m.id for m in missing])}
+            for memory in missing:
+                memory.embedding = (stored.get(memory.id) or memory).embedding
+        still = [m for m in memories if m.embedding is None]
+        if still:
+            vectors = self.embedder.embed_passages([m.content for m in still])
+            for memory, vector in zip(still, vectors, strict=True):
+                memory.embedding = vector
+        return memories
+
+    def _extract(
+        self,
+        user_id: str,
+        batch_id: str,
+        entries: Sequence[BufferedTurn],
+        candidates: Sequence[Memory],
+    ) -> dict[str, Any]:
+        """LLM call #1; the validated result is cached before this returns."""
+        prompt = load_prompt("extract", batch_language(entries))
+        messages = extraction_messages(prompt, entries, candidates, self.tz)
+        raw = self._call(user_id, messages, "extract")
+        ids = [m.id for m in candidates]
+        context = {"user_id": user_id, "batch_id": batch_id}
+        extraction = parse_extraction(raw, len(entries), ids, self.tz, context)
+        doc = {
+            "language": prompt.language,
+            "prompt_version": prompt.label,
+            "model": self.chat.model,
+            "candidates": ids,
+            "extraction": extraction_to_json(extraction),
+        }
+        self.cache.put(batch_id, doc)
+        log.info(
+            "observations_extracted",
+            user_id=user_id,
+            batch_id=batch_id,
+            observations=len(extraction.observations),
+            links=len(extraction.links),
+            language=prompt.language,
+        )
+        return doc
+
+    def _memories(
+        self,
+        user_id: str,
+        batch_id: str,
+        entries: Sequence[BufferedTurn],
+        extraction: Extraction,
+        doc: dict[str, Any],
+    ) -> list[Memory]:
+        metadata = {"prompt_version": doc["prompt_version"], "model": doc["model"]}
+        now = self.clock()
+        memories = [
+            draft_memory(user_id, batch_id, entries, d, metadata, now)
+            for d in extraction.observations
+        ]
+        if memories:
+            vectors = self.embedder.embed_passages([m.content for m in memories])
+            for memory, vector in zip(memories, vectors, strict=True):
+                memory.embedding = vector
+        return memories
+
+    def _resolve(
+        self,
+        user_id: str,
+        extraction: Extraction,
+        memories: Sequence[Memory],
+        candidates: Sequence[Memory],
+        doc: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """The model's links, plus embedding duplicates, plus arbitrated ambiguous pairs."""
+        links = list(extraction.links)
+        linked = {k.observation for k in links}
+        auto, pairs = classify(memories, candidates, linked, self.options.thresholds)
+        links += auto
+        if pairs:
+            links += self._arbitrate(user_id, pairs, memories, candidates, doc["language"])
+        return [
+            {"observation": k.observation, "memory_id": k.memory_id, "relation": k.relation}
+            for k in links
+        ]
+
+    def _arbitrate(
+        self,
+        user_id: str,
+        pairs: Sequence[Pair],
+        memories: Sequence[Memory],
+        candidates: Sequence[Memory],
+        language: str,
+    ) -> list[Link]:
+        """LLM call #2: one decision per ambiguous pair."""
+        by_id = {m.id: m for m in candidates}
+        texts = [
+            PairText(
+                new=memories[p.observation].content,
+                new_time=memories[p.observation].recorded_at,
+                old=by_id[p.memory_id].content,
+                old_time=memory_time(by_id[p.memory_id]),
+            )
+            for p in pairs
+        ]
+        prompt = load_prompt("arbitrate", language)
+        raw = self._call(user_id, arbitration_messages(prompt, texts, self.tz), "arbitrate")
+        links = parse_arbitration(raw, pairs)
+        log.info("pairs_arbitrated", user_id=user_id, pairs=len(pairs), links=len(links))
+        return links
+
+    def _call(self, user_id: str, messages: list[Message], purpose: str) -> dict[str, Any]:
+        raw, usage = self.chat.complete_json(messages, purpose)
+        self._record(user_id, usage)
+        return raw
+
+    def _record(self, user_id: str, usage: Usage) -> None:
+        if self.usage is not None:
+            self.usage.record(user_id, usage)

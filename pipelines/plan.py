@@ -1,0 +1,101 @@
+"""What one batch changes in the store, and applying it idempotently.
+
+An :class:`ExtractionPlan` is the output of an extractor: new memories to upsert, old memories
+that the new ones supersede, and existing memories that absorb the provenance of a duplicate.
+``after_commit`` hooks run once the batch has left the buffer (the extractor drops its cache).
+:func:`apply_plan` applies it in that order. Every step is idempotent (upsert by id, supersede
+to the same values, set union of turn ids), so re-applying a plan after a crash gives the same
+state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from memlane.models import Memory
+from memlane.store.base import MemoryStore
+
+
+@dataclass(frozen=True, slots=True)
+class Supersession:
+    """``old_id`` is replaced by ``new_id``, and stopped being true at ``valid_to``."""
+
+    old_id: str
+    new_id: str
+    valid_to: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """An existing memory that a new observation duplicated: it gains the new provenance."""
+
+    existing_id: str
+    source_turn_ids: tuple[str, ...]
+    importance: float = 0.0
+
+
+@dataclass
+class ExtractionPlan:
+    """The store changes of one batch."""
+
+    memories: list[Memory] = field(default_factory=list)
+    supersede: list[Supersession] = field(default_factory=list)
+    merge: list[Merge] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        """How many memories the plan writes or changes."""
+        return len(self.memories) + len(self.supersede) + len(self.merge)
+
+
+def merged(memory: Memory, merge: Merge, now: datetime) -> Memory | None:
+    """``memory`` with the merge's turn ids and importance folded in; None if nothing changes."""
+    turn_ids = list(dict.fromkeys([*memory.source_turn_ids, *merge.source_turn_ids]))
+    importance = max(memory.importance, merge.importance)
+    if turn_ids == memory.source_turn_ids and importance == memory.importance:
+        return None
+    return memory.replace(source_turn_ids=turn_ids, importance=importance, updated_at=now)
+
+
+def apply_plan(
+    store: MemoryStore,
+    user_id: str,
+    plan: ExtractionPlan,
+    now: datetime,
+    embed: Callable[[Sequence[str]], list[list[float]]] | None = None,
+) -> None:
+    """Upsert, then supersede, then merge provenance. Safe to re-apply.
+
+    ``embed`` fills in a merged memory's vector if the store returned it without one.
+    """
+    if plan.memories:
+        store.upsert(plan.memories)
+    for step in plan.supersede:
+        store.supersede(user_id, [step.old_id], step.new_id, step.valid_to)
+    if plan.merge:
+        _apply_merges(store, user_id, plan.merge, now, embed)
+
+
+def _apply_merges(
+    store: MemoryStore,
+    user_id: str,
+    merges: Sequence[Merge],
+    now: datetime,
+    embed: Callable[[Sequence[str]], list[list[float]]] | None,
+) -> None:
+    existing = {m.id: m for m in store.get(user_id, [m.existing_id for m in merges])}
+    changed: dict[str, Memory] = {}
+    for merge in merges:
+        current = changed.get(merge.existing_id) or existing.get(merge.existing_id)
+        updated = merged(current, merge, now) if current is not None else None
+        if updated is not None:
+            changed[updated.id] = updated
+    missing = [m for m in changed.values() if m.embedding is None]
+    if missing and embed is not None:
+        for memory, vector in zip(missing, embed([m.content for m in missing]), strict=True):
+            memory.embedding = vector
+    if changed:
+        store.upsert(list(changed.values()))

@@ -1,0 +1,83 @@
+"""``memlane chat --user U``: an interactive chat with memory in the terminal.
+
+Each line you type goes through :class:`memlane.chat.MemoryChat`; the reply is printed with the
+memories it used. ``/memories`` shows what was recalled for the last message, ``/quit`` (or
+end of input) leaves. Consolidation happens in the workers (``memlane up``); until then recent
+turns are still recalled from the buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from memlane.chat import ChatReply, MemoryChat
+from memlane.client import MemoryClient
+from memlane.config import Settings
+from memlane.errors import LLMError
+from memlane.llm.chat import ChatModel
+from memlane.retrieval import format_context
+from memlane.textproc import detect_language
+from memlane.usage import UsageRecorder
+
+PROMPT = "you> "
+HELP = "type a message; /memories shows what was recalled, /quit leaves"
+
+
+def run_repl(
+    settings: Settings,
+    user_id: str,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], None] = print,
+) -> int:
+    """Run the chat loop until ``/quit`` or end of input; returns the exit code."""
+    if not settings.llm.configured:
+        write("memlane chat: no LLM configured (set MEMLANE_LLM__BASE_URL / MEMLANE_LLM__API_KEY)")
+        return 2
+    client = MemoryClient(settings)
+    model = ChatModel(settings.llm, retries=settings.llm.max_retries)
+    chat = MemoryChat(client, model, UsageRecorder(client.services.redis, client.services.keys))
+    write(f"memlane chat as {user_id!r} with {settings.llm.model}; {HELP}")
+    try:
+        _loop(chat, user_id, settings, read, write)
+    finally:
+        model.close()
+        client.close()
+    return 0
+
+
+def _loop(
+    chat: MemoryChat,
+    user_id: str,
+    settings: Settings,
+    read: Callable[[str], str],
+    write: Callable[[str], None],
+) -> None:
+    last: ChatReply | None = None
+    while True:
+        try:
+            line = read(PROMPT).strip()
+        except (EOFError, KeyboardInterrupt):
+            write("")
+            return
+        if line in {"/quit", "/exit"}:
+            return
+        if line == "/memories":
+            write(_memory_lines(last, settings) if last else "(nothing recalled yet)")
+            continue
+        if not line:
+            continue
+        try:
+            last = chat.chat(user_id, line, session_id="repl")
+        except LLMError as e:
+            write(f"(the chat model failed: {e})")
+            continue
+        write(f"bot> {last.reply}")
+        if last.memories:
+            write(f"     ({len(last.memories)} memories used; /memories to see them)")
+
+
+def _memory_lines(reply: ChatReply, settings: Settings) -> str:
+    language = detect_language(reply.reply)
+    lines = format_context(reply.memories, language, settings.tz)
+    marks = [" (pending)" if r.pending else "" for r in reply.memories]
+    return "\n".join(f"  {line}{mark}" for line, mark in zip(lines, marks, strict=True))
