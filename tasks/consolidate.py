@@ -14,7 +14,7 @@ from memlane.errors import LeaseLost, Retryable
 from memlane.logging import get_logger
 from pipelines.consolidate import consolidate_user, replay_dead_letter
 from pipelines.dispatch import dispatch_ready
-from tasks import runtime
+from tasks import runtime, schedule
 
 log = get_logger(__name__)
 MAX_RETRIES = 12
@@ -45,6 +45,10 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
         log.warning("consolidate_retry", user_id=user_id, error=str(e), delay_s=round(delay, 2))
         raise self.retry(exc=e, countdown=delay) from e
     svc.leases.release(user_id, token)
+    try:  # the count only triggers reflection; a lost increment waits for the next batch
+        schedule.note_observations(svc, user_id, result.memories)
+    except Retryable as e:
+        log.warning("unreflected_count_failed", user_id=user_id, error=str(e))
     return dataclasses.asdict(result)
 
 

@@ -1,0 +1,196 @@
+"""Maintenance: the long-term sweeps over one user's active memories, under the user's lease.
+
+1. duplicates: clusters of near-identical memories keep one, which takes the union of their
+   provenance; the others are superseded by it (``superseded_by`` = the kept id);
+2. contradictions across weeks: the ambiguous pairs (see :mod:`pipelines.sweep`) go to the LLM,
+   at most ``max_llm_calls`` calls; the newer fact stays active, the older is superseded with
+   ``valid_to`` = the newer one's time;
+3. forgetting (``maintenance.forgetting_enabled``, off by default): observations and raw turns
+   older than ``forgetting_max_age_days`` whose importance x recency decay fell under the bar are
+   archived: superseded by nothing (``superseded_by="archived"``, ``metadata.archived=true``);
+4. expiry (``maintenance.expire_covered_raw``, off by default): raw memories whose turns are all
+   covered by observations are superseded by the covering observation.
+
+Insights are left alone: reflection keeps one per subject. Everything is computed first and
+written last (keepers, then supersessions, then archives); every step is idempotent, so a retry
+after a crash reaches the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+
+from memlane.config import MaintenanceSettings
+from memlane.errors import LeaseLost, LLMBadOutput
+from memlane.logging import get_logger
+from memlane.models import Memory, MemoryFilter, MemoryKind
+from memlane.store.base import MemoryStore
+from memlane.textproc import detect_language
+from pipelines.prompts import Message, Prompt, fill, load_prompt, local_time, quote_line
+from pipelines.reflect import JsonChat, UsageSink, list_all
+from pipelines.sweep import (
+    Pair,
+    SweepOptions,
+    SweepPlan,
+    archived,
+    classify_pairs,
+    covered_raw,
+    parse_decisions,
+    plan_sweep,
+    to_forget,
+)
+
+log = get_logger(__name__)
+SWEPT_KINDS = (MemoryKind.OBSERVATION, MemoryKind.CUSTOM, MemoryKind.RAW)
+
+
+@dataclass
+class MaintenancePorts:
+    """Everything maintenance talks to, injected; ``chat`` is None in raw mode."""
+
+    store: MemoryStore
+    tz: tzinfo
+    chat: JsonChat | None = None
+    usage: UsageSink | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass
+class MaintenanceResult:
+    """What one sweep of one user did."""
+
+    memories: int = 0
+    merged: int = 0
+    contradicted: int = 0
+    archived: int = 0
+    expired: int = 0
+    llm_calls: int = 0
+
+
+def maintain_user(
+    ports: MaintenancePorts,
+    user_id: str,
+    settings: MaintenanceSettings,
+    options: SweepOptions | None = None,
+    still_leased: Callable[[], bool] = lambda: True,
+) -> MaintenanceResult:
+    """Run the sweeps for one user (see the module docstring)."""
+    store = ports.store
+    opts = options or SweepOptions(dedup_threshold=settings.dedup_threshold)
+    memories = list_all(store, user_id, MemoryFilter(kinds=SWEPT_KINDS))
+    result = MaintenanceResult(memories=len(memories))
+    now = ports.clock()
+    auto, ambiguous = classify_pairs(memories, opts)
+    decided = _arbitrate(ports, user_id, memories, ambiguous, opts, result)
+    duplicates = auto + [p for p, r in decided if r == "duplicate"]
+    contradictions = sorted(
+        (p for p, r in decided if r == "contradiction"), key=lambda p: (p.older, p.newer)
+    )
+    plan = plan_sweep(memories, duplicates, contradictions, now)
+    result.merged = plan.merged
+    result.contradicted = len(plan.supersede) - plan.merged
+    _optional_policies(memories, plan, settings, opts, now, result)
+    if plan.changes and not still_leased():
+        raise LeaseLost(f"lease of user {user_id!r} lost before maintenance wrote anything")
+    if plan.keep:
+        store.upsert(plan.keep)
+    for old_id, new_id, valid_to in plan.supersede:
+        store.supersede(user_id, [old_id], new_id, valid_to)
+    if plan.archive:
+        store.upsert(plan.archive)
+    log.info("user_maintained", user_id=user_id, **_counts(result))
+    return result
+
+
+def _counts(result: MaintenanceResult) -> dict[str, int]:
+    return {
+        "memories": result.memories,
+        "merged": result.merged,
+        "contradicted": result.contradicted,
+        "archived": result.archived,
+        "expired": result.expired,
+        "llm_calls": result.llm_calls,
+    }
+
+
+def _optional_policies(
+    memories: Sequence[Memory],
+    plan: SweepPlan,
+    settings: MaintenanceSettings,
+    opts: SweepOptions,
+    now: datetime,
+    result: MaintenanceResult,
+) -> None:
+    """Forgetting and raw expiry, both off by default, on what the sweep left active."""
+    taken = {old for old, _, _ in plan.supersede}
+    left = [m for m in memories if m.id not in taken]
+    if settings.expire_covered_raw:
+        for raw_id, obs_id in covered_raw(left):
+            plan.supersede.append((raw_id, obs_id, now))
+            taken.add(raw_id)
+            result.expired += 1
+    if settings.forgetting_enabled:
+        kept = {m.id for m in plan.keep}
+        candidates = [m for m in left if m.id not in taken and m.id not in kept]
+        plan.archive = [archived(m, now) for m in to_forget(candidates, now, _age(settings), opts)]
+        result.archived = len(plan.archive)
+
+
+def _age(settings: MaintenanceSettings) -> float:
+    return settings.forgetting_max_age_days
+
+
+def _arbitrate(
+    ports: MaintenancePorts,
+    user_id: str,
+    memories: Sequence[Memory],
+    pairs: Sequence[Pair],
+    opts: SweepOptions,
+    result: MaintenanceResult,
+) -> list[tuple[Pair, str]]:
+    """The model's relation for each ambiguous pair, in calls of ``pairs_per_call``."""
+    if ports.chat is None or not pairs:
+        return []
+    decided: list[tuple[Pair, str]] = []
+    for start in range(0, len(pairs), opts.pairs_per_call):
+        chunk = pairs[start : start + opts.pairs_per_call]
+        language = detect_language(" ".join(memories[p.newer].content for p in chunk))
+        messages = sweep_messages(load_prompt("maintain", language), memories, chunk, ports.tz)
+        raw, usage = ports.chat.complete_json(messages, "maintain")
+        result.llm_calls += 1
+        if ports.usage is not None:
+            ports.usage.record(user_id, usage)
+        try:
+            found = parse_decisions(raw, chunk)
+        except LLMBadOutput as e:  # a sweep can wait: skip the chunk, keep every memory
+            log.warning("maintenance_output_refused", user_id=user_id, error=str(e))
+            continue
+        decided.extend((chunk[n], relation) for n, relation in sorted(found.items()))
+    return decided
+
+
+def sweep_messages(
+    prompt: Prompt, memories: Sequence[Memory], pairs: Sequence[Pair], tz: tzinfo
+) -> list[Message]:
+    """The maintenance call: every ambiguous pair, numbered from 0, older memory first."""
+    lines = []
+    for i, pair in enumerate(pairs):
+        old, new = memories[pair.older], memories[pair.newer]
+        lines.append(
+            fill(
+                prompt.extras["pair_template"],
+                index=str(i),
+                old_time=local_time(old.recorded_at, tz, prompt.language)[:10],
+                old=quote_line(old.content),
+                new_time=local_time(new.recorded_at, tz, prompt.language)[:10],
+                new=quote_line(new.content),
+            ).rstrip()
+        )
+    messages: list[Message] = [{"role": "system", "content": prompt.system}]
+    for example_input, example_output in prompt.examples:
+        messages.append({"role": "user", "content": example_input})
+        messages.append({"role": "assistant", "content": example_output})
+    messages.append({"role": "user", "content": fill(prompt.template, pairs="\n".join(lines))})
+    return messages
