@@ -18,6 +18,7 @@ import redis
 
 from memlane import buffer_lua
 from memlane.errors import BufferUnavailable, LeaseLost
+from memlane.ids import batch_id as derive_batch_id
 from memlane.keys import Keys
 from memlane.models import Role, Turn
 
@@ -218,6 +219,7 @@ class TurnBuffer:
         """Remove every trace of the user from the buffer: turns, ids, indexes, dead letters."""
         k = self.keys
         dead = [d["batch_id"] for d in self.dead_letters(user_id)]
+        dead += self._possible_batches(user_id)
         pipe = self._r.pipeline(transaction=True)
         pipe.delete(k.stream(user_id), k.turn_ids(user_id))
         pipe.zrem(k.pending, user_id)
@@ -233,6 +235,18 @@ class TurnBuffer:
             pipe.execute()
         except redis.RedisError as e:
             raise BufferUnavailable(f"forget failed: {e}") from e
+
+    def _possible_batches(self, user_id: str, scan: int = 1000) -> list[str]:
+        """Ids of every batch that could start at the user's oldest buffered turn.
+
+        A batch that failed after its LLM extraction was cached, but before commit, left that
+        cache under one of these ids; forgetting the user must remove it too.
+        """
+        entries = self.read(user_id, scan)
+        if not entries:
+            return []
+        first = entries[0].entry_id
+        return [derive_batch_id(user_id, first, e.entry_id) for e in entries]
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -15,6 +15,7 @@ from memlane.models import MemoryKind
 from memlane.ranking import RetrievedMemory
 from memlane.retrieval import retrieve
 from memlane.services import Services
+from memlane.usage import UsageRecorder
 from memlane.validation import validate_turns, validate_user_id
 
 log = get_logger(__name__)
@@ -93,6 +94,7 @@ class MemoryClient:
             token = leases.acquire(uid)
         try:
             self.services.buffer.forget(uid)
+            UsageRecorder(self.services.redis, self.services.keys).forget(uid)
             deleted = self.services.store.delete_user(uid)
         finally:
             leases.release(uid, token)

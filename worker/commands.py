@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -13,6 +14,7 @@ from memlane.client import MemoryClient
 from memlane.errors import InvalidInput
 from memlane.retrieval import format_context
 from memlane.textproc import detect_language
+from memlane.usage import FIELDS, UsageRecorder
 
 IMPORT_CHUNK = 200
 
@@ -77,6 +79,7 @@ def stats(client: MemoryClient, limit: int = 20) -> dict[str, Any]:
         "pending_users": len(users),
         "pending_turns": sum(u.length for u in users),
         "dead_letters": len(buf.dead_letters()),
+        "llm_usage_today": _usage_today(client),
         "users": [
             {
                 "user_id": u.user_id,
@@ -89,6 +92,15 @@ def stats(client: MemoryClient, limit: int = 20) -> dict[str, Any]:
         ],
     }
     return report
+
+
+def _usage_today(client: MemoryClient) -> dict[str, Any]:
+    """Today's LLM calls and tokens: totals and per (user, model)."""
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    per = UsageRecorder(client.services.redis, client.services.keys).day(day)
+    totals = {f: sum(v[f] for v in per.values()) for f in FIELDS}
+    rows = [{"user_id": u, "model": m, **v} for (u, m), v in sorted(per.items())]
+    return {"day": day, **totals, "by_user": rows[:50]}
 
 
 def _lag(watermark: str | None, now_ms: int) -> float | None:
