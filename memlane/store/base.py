@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from memlane.errors import InvalidInput
 from memlane.models import Memory, MemoryFilter, Page, SearchHit
+
+MAX_PAGE = 10_000  # the largest ``list`` page; Elasticsearch's default result window
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,31 @@ class SearchQuery:
     knn_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 60
+
+
+def check_query(query: SearchQuery, dims: int) -> None:
+    """Refuse a query no backend can run, naming the field (shared by every backend)."""
+    if query.k < 1 or query.candidates < 1:
+        raise InvalidInput("query.k", "k and candidates must be >= 1")
+    if query.vector is None:
+        return
+    if len(query.vector) != dims:
+        raise InvalidInput("query.vector", f"has {len(query.vector)} dims, need {dims}")
+    if not all(abs(float(x)) < float("inf") for x in query.vector):
+        raise InvalidInput("query.vector", "must be finite")
+
+
+def check_ids(ids: Sequence[str], field: str = "ids") -> list[str]:
+    """A list of id strings, de-duplicated in order (a bare string is refused)."""
+    if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+        raise InvalidInput(field, "must be a list of strings")
+    return list(dict.fromkeys(ids))
+
+
+def check_limit(limit: int) -> None:
+    """A ``list`` page size between 1 and :data:`MAX_PAGE`."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
 
 
 @runtime_checkable

@@ -28,13 +28,12 @@ from memlane.constants import ES_INDEX_VERSION
 from memlane.errors import InvalidInput, StoreError, StoreUnavailable
 from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
 from memlane.store import es_mapping as m
-from memlane.store.base import SearchQuery
+from memlane.store.base import SearchQuery, check_ids, check_limit, check_query
 from memlane.store.hybrid import combine
 from memlane.validation import validate_memories, validate_user_id
 
 Json = dict[str, Any]
 
-MAX_PAGE = 10_000
 BULK_CHUNK = 500  # documents per _bulk request
 SCAN_PAGE = 1_000  # hits per PIT page when scanning a user or an index
 PIT_KEEP_ALIVE = "2m"
@@ -54,12 +53,6 @@ def _errors(operation: str) -> Iterator[None]:
     except ApiError as e:
         kind = StoreUnavailable if e.status_code in TRANSIENT_STATUS else StoreError
         raise kind(f"elasticsearch {operation}: {e}") from e
-
-
-def _check_ids(ids: Sequence[str], field: str = "ids") -> list[str]:
-    if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
-        raise InvalidInput(field, "must be a list of strings")
-    return list(dict.fromkeys(ids))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -207,7 +200,7 @@ class ElasticsearchStore:
         Missing ids are skipped; returns how many memories were updated.
         """
         user = self._user(user_id)
-        wanted = _check_ids(ids)
+        wanted = check_ids(ids)
         if not isinstance(superseded_by, str) or not superseded_by:
             raise InvalidInput("superseded_by", "must be a non-empty memory id")
         if not isinstance(valid_to, datetime) or valid_to.tzinfo is None:
@@ -230,7 +223,7 @@ class ElasticsearchStore:
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         """Delete some of the user's memories; returns how many existed."""
         user = self._user(user_id)
-        wanted = _check_ids(ids)
+        wanted = check_ids(ids)
         if not wanted:
             return 0
         with _errors("delete"):
@@ -290,7 +283,7 @@ class ElasticsearchStore:
     def get(self, user_id: str, ids: Sequence[str]) -> list[Memory]:
         """The user's memories with these ids, in the order given; missing ids skipped."""
         user = self._user(user_id)
-        wanted = _check_ids(ids)
+        wanted = check_ids(ids)
         if not wanted:
             return []
         docs = [{"_id": m.doc_id(user, i), "routing": user} for i in wanted]
@@ -308,7 +301,7 @@ class ElasticsearchStore:
     def search(self, user_id: str, query: SearchQuery) -> list[SearchHit]:
         """Hybrid search: kNN and BM25 under one filter in one ``_msearch``, fused with RRF."""
         user = self._user(user_id)
-        self._check_query(query)
+        check_query(query, self.dims)
         filters = m.build_filters(user, query.filter)
         size = max(query.k, query.candidates)
         bodies: dict[str, Json] = {}
@@ -334,16 +327,6 @@ class ElasticsearchStore:
                 rankings[name].append((memory.id, float(hit["_score"])))
         return combine(rankings["knn"], rankings["bm25"], memories, query)
 
-    def _check_query(self, query: SearchQuery) -> None:
-        if query.k < 1 or query.candidates < 1:
-            raise InvalidInput("query.k", "k and candidates must be >= 1")
-        if query.vector is None:
-            return
-        if len(query.vector) != self.dims:
-            raise InvalidInput("query.vector", f"has {len(query.vector)} dims, need {self.dims}")
-        if not all(abs(float(x)) < float("inf") for x in query.vector):
-            raise InvalidInput("query.vector", "must be finite")
-
     def list(
         self,
         user_id: str,
@@ -353,8 +336,7 @@ class ElasticsearchStore:
     ) -> Page:
         """A page in (recorded_at, id) order; the cursor holds the last sort position."""
         user = self._user(user_id)
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+        check_limit(limit)
         after = m.decode_cursor(cursor) if cursor is not None else None
         body = m.list_body(m.build_filters(user, filter), limit, after)
         with _errors("list"):

@@ -29,14 +29,13 @@ from memlane.config import LimitSettings
 from memlane.errors import InvalidInput, StoreError, StoreUnavailable
 from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
 from memlane.store import sqlite_query as q
-from memlane.store.base import SearchQuery
+from memlane.store.base import SearchQuery, check_ids, check_limit, check_query
 from memlane.store.hybrid import combine
 from memlane.store.sqlite_schema import connect, create_schema
 from memlane.store.vectors import Matrix, stack, top_k
 from memlane.validation import validate_memories, validate_user_id
 
 CACHE_USERS = 256
-MAX_PAGE = 10_000
 CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 _UPSERT = """
     INSERT INTO memories (id, user_id, kind, status, session_id, event_us, recorded_us,
@@ -65,12 +64,6 @@ class _UserVectors:
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), CHUNK):
         yield list(items[start : start + CHUNK])
-
-
-def _check_ids(ids: Sequence[str], field: str = "ids") -> list[str]:
-    if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
-        raise InvalidInput(field, "must be a list of strings")
-    return list(dict.fromkeys(ids))
 
 
 class SqliteStore:
@@ -159,7 +152,7 @@ class SqliteStore:
     def get(self, user_id: str, ids: Sequence[str]) -> list[Memory]:
         """The user's memories with these ids, in the order given; missing ids skipped."""
         user = self._user(user_id)
-        wanted = _check_ids(ids)
+        wanted = check_ids(ids)
         with self._tx() as conn:
             found = self._fetch_by_ids(conn, user, wanted)
         return [found[i] for i in wanted if i in found]
@@ -180,10 +173,7 @@ class SqliteStore:
     def search(self, user_id: str, query: SearchQuery) -> list[SearchHit]:
         """Hybrid search: BM25 (FTS5) and cosine kNN under one filter, fused with RRF."""
         user = self._user(user_id)
-        if query.k < 1 or query.candidates < 1:
-            raise InvalidInput("query.k", "k and candidates must be >= 1")
-        if query.vector is not None and len(query.vector) != self.dims:
-            raise InvalidInput("query.vector", f"has {len(query.vector)} dims, need {self.dims}")
+        check_query(query, self.dims)
         size = max(query.k, query.candidates)
         with self._tx() as conn:
             where, params = q.where_clause(user, query.filter)
@@ -261,8 +251,7 @@ class SqliteStore:
     ) -> Page:
         """A page in (recorded_at, id) order; the cursor is the last position returned."""
         user = self._user(user_id)
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+        check_limit(limit)
         where, params = q.where_clause(user, filter)
         if cursor is not None:
             where += " AND (m.recorded_us, m.id) > (?, ?)"
@@ -283,7 +272,7 @@ class SqliteStore:
     ) -> int:
         """Mark the user's memories superseded by another; returns how many were matched."""
         user = self._user(user_id)
-        wanted = _check_ids(ids)
+        wanted = check_ids(ids)
         if not isinstance(superseded_by, str) or not superseded_by:
             raise InvalidInput("superseded_by", "must be a non-empty memory id")
         q.to_us(valid_to, "valid_to")
@@ -305,7 +294,7 @@ class SqliteStore:
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         """Delete some of the user's memories; returns how many existed."""
         user = self._user(user_id)
-        wanted = _check_ids(ids)
+        wanted = check_ids(ids)
         deleted = 0
         with self._tx(write=True) as conn:
             for chunk in _chunks(wanted):
