@@ -29,19 +29,12 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from enum import StrEnum
 
 from memlane import timewords as tw
+from memlane.models import TimeGranularity
 
-
-class Granularity(StrEnum):
-    """How precise a resolved range is."""
-
-    YEAR = "year"
-    MONTH = "month"
-    WEEK = "week"
-    DAY = "day"
-    MINUTE = "minute"
+# The query side shares the memories' granularity enum (it includes WEEK).
+Granularity = TimeGranularity
 
 
 @dataclass(frozen=True, slots=True)
