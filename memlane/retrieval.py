@@ -61,6 +61,7 @@ def retrieve(
         k=cfg.candidates,
         filter=flt,
         candidates=cfg.candidates,
+        with_vectors=cfg.mmr_lambda is not None,
         knn_weight=cfg.knn_weight,
         bm25_weight=cfg.bm25_weight,
         rrf_k=cfg.rrf_k,

@@ -306,8 +306,10 @@ class ElasticsearchStore:
         size = max(query.k, query.candidates)
         bodies: dict[str, Json] = {}
         if query.vector is not None:
-            bodies["knn"] = m.knn_body(query.vector, filters, size)
-        text_body = m.bm25_body(query.text, filters, size) if query.text else None
+            bodies["knn"] = m.knn_body(query.vector, filters, size, query.with_vectors)
+        text_body = (
+            m.bm25_body(query.text, filters, size, query.with_vectors) if query.text else None
+        )
         if text_body is not None:
             bodies["bm25"] = text_body
         if not bodies:

@@ -145,7 +145,10 @@ class SqliteStore:
             for row, text in zip(rows, texts, strict=True):
                 (rowid,) = conn.execute(_UPSERT, row).fetchone()
                 conn.execute("DELETE FROM memories_fts WHERE rowid = ?", (rowid,))
-                conn.execute("INSERT INTO memories_fts (rowid, text) VALUES (?, ?)", (rowid, text))
+                conn.execute(
+                    "INSERT INTO memories_fts (rowid, text, owner) VALUES (?, ?, ?)",
+                    (rowid, text, q.owner_token(row["user_id"])),
+                )
             self._bump(conn, [m.user_id for m in memories])
         return len(memories)
 
@@ -177,7 +180,7 @@ class SqliteStore:
         size = max(query.k, query.candidates)
         with self._tx() as conn:
             where, params = q.where_clause(user, query.filter)
-            bm25 = self._bm25(conn, where, params, query.text, size)
+            bm25 = self._bm25(conn, user, where, params, query.text, size)
             knn = self._knn(conn, user, where, params, query.vector, size)
             ids = list(dict.fromkeys([i for i, _ in knn] + [i for i, _ in bm25]))
             memories = self._fetch_by_ids(conn, user, ids)
@@ -185,13 +188,18 @@ class SqliteStore:
 
     @staticmethod
     def _bm25(
-        conn: sqlite3.Connection, where: str, params: list[Any], text: str | None, size: int
+        conn: sqlite3.Connection,
+        user_id: str,
+        where: str,
+        params: list[Any],
+        text: str | None,
+        size: int,
     ) -> list[tuple[str, float]]:
-        expression = q.match_expression(text) if text else None
+        expression = q.match_expression(text, user_id) if text else None
         if expression is None:
             return []
         sql = (
-            "SELECT m.id, -bm25(memories_fts) AS score FROM memories_fts"
+            "SELECT m.id, -bm25(memories_fts, 1.0, 0.0) AS score FROM memories_fts"
             " JOIN memories m ON m.rowid = memories_fts.rowid"
             f" WHERE memories_fts MATCH ? AND {where}"
             " ORDER BY score DESC, m.recorded_us DESC, m.id LIMIT ?"

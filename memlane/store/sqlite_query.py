@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,16 +94,24 @@ def fts_text(memory: Memory) -> str:
     return " ".join(tokenize(" ".join(parts)))
 
 
-def match_expression(text: str) -> str | None:
+def owner_token(user_id: str) -> str:
+    """The FTS token standing for one user: ``u`` + a hash, so any user id is safe in FTS."""
+    return "u" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:24]
+
+
+def match_expression(text: str, user_id: str | None = None) -> str | None:
     """An FTS5 MATCH string: every query token quoted as a literal, joined with OR.
 
     Quoting makes operators and syntax in user text (``"``, ``*``, ``:``, ``-``, NEAR, OR)
-    plain words. None when the text has no searchable token.
+    plain words. With ``user_id`` the match is ANDed with the user's owner token, so FTS5 only
+    visits that user's postings (the SQL join still filters by user as well). None when the
+    text has no searchable token.
     """
     tokens = list(dict.fromkeys(tokenize(text)))[:MAX_QUERY_TOKENS]
     if not tokens:
         return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens)
+    terms = "text : (" + " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens) + ")"
+    return f"owner : {owner_token(user_id)} AND {terms}" if user_id is not None else terms
 
 
 def encode_cursor(recorded_us: int, mem_id: str) -> str:

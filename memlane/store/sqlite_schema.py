@@ -21,7 +21,7 @@ from pathlib import Path
 
 from memlane.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 DDL = (
@@ -47,7 +47,9 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS memories_user_event ON memories (user_id, event_us)",
     "CREATE INDEX IF NOT EXISTS memories_user_status ON memories (user_id, status, kind)",
     "CREATE INDEX IF NOT EXISTS memories_user_session ON memories (user_id, session_id)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(text, tokenize = 'ascii')",
+    # ``owner`` holds one token per user; BM25 MATCHes it too, so FTS5 walks only that user's
+    # postings instead of scoring every user's and filtering afterwards (schema 2).
+    "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(text, owner, tokenize = 'ascii')",
     "CREATE TABLE IF NOT EXISTS user_versions (user_id TEXT PRIMARY KEY, token TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )

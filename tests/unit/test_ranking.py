@@ -22,8 +22,8 @@ def mem(mid: str, kind: MemoryKind = MemoryKind.OBSERVATION, **kw: object) -> Me
     return Memory(id=mid, user_id="u", kind=kind, content=f"c-{mid}", **fields)  # type: ignore[arg-type]
 
 
-def hit(m: Memory, rank_pos: int) -> SearchHit:
-    return SearchHit(m, 2 / (60 + rank_pos), rank_pos, rank_pos)
+def hit(m: Memory, rank_pos: int, rrf_k: int = RetrievalSettings().rrf_k) -> SearchHit:
+    return SearchHit(m, 2 / (rrf_k + rank_pos), rank_pos, rank_pos)
 
 
 def test_fused_score_is_normalised_to_one_for_a_double_first_place() -> None:
