@@ -10,6 +10,7 @@ from typing import Any
 
 from memlane.config import Settings, load_settings
 from memlane.errors import LeaseLost
+from memlane.importer import import_memories
 from memlane.logging import get_logger
 from memlane.models import MemoryKind
 from memlane.ranking import RetrievedMemory
@@ -124,6 +125,17 @@ class MemoryClient:
             include_pending=include_pending,
             rerank=rerank,
         )
+
+    def import_memories(
+        self, user_id: str, memories: Sequence[Mapping[str, Any]], now: datetime | None = None
+    ) -> list[str]:
+        """Import ready-made memories (another system's export, a dataset) for one user.
+
+        Bypasses the buffer and the workers; validates every item first (nothing is written
+        if one is bad), embeds missing vectors, and upserts with deterministic ids, so
+        importing the same file twice changes nothing. Returns the memory ids.
+        """
+        return import_memories(self.services, user_id, memories, now)
 
     def close(self) -> None:
         """Close connections."""
