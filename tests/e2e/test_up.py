@@ -1,0 +1,62 @@
+"""``memlane up``: one supervised process tree that SIGTERM takes down completely."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+
+def _redis_socket(proc: subprocess.Popen[str]) -> str:
+    """The embedded Redis socket, read from the `memlane_up` log line."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        match = re.search(r"redis=unix://(\S+\.socket)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("memlane up never logged its Redis socket")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Redis, the worker (with its pool) and beat all exit when `memlane up` gets SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLANE_")}
+    env["MEMLANE_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "up", "--concurrency", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    socket = _redis_socket(proc)
+    # Keep draining the children's output so a full pipe can never stall them.
+    threading.Thread(target=lambda: [None for _ in proc.stdout or []], daemon=True).start()
+    assert redis.Redis(unix_socket_path=socket).ping()
+    root = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    tree: list[psutil.Process] = []
+    while time.monotonic() < deadline:  # worker main + 2 pool children + beat
+        tree = root.children(recursive=True)
+        if len(tree) >= 4:
+            break
+        time.sleep(0.2)
+    assert len(tree) >= 4, [p.cmdline() for p in tree]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    _gone, alive = psutil.wait_procs(tree, timeout=15)
+    assert alive == []
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(unix_socket_path=socket, retry=Retry(NoBackoff(), 0)).ping()
