@@ -170,6 +170,7 @@ class LLMExtractor:
             k=k,
             filter=MemoryFilter(kinds=(MemoryKind.OBSERVATION,)),
             candidates=max(4 * k, 20),
+            with_vectors=True,  # arbitration compares the candidates' embeddings
         )
         hits = self.store.search(user_id, query)[:k]
         return self._with_vectors([h.memory for h in hits if h.memory.user_id == user_id])

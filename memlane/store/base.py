@@ -29,9 +29,10 @@ class SearchQuery:
     knn_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 60
-    # Whether hits must carry their embeddings. Retrieval without MMR does not need them, and
-    # leaving 384 floats per hit out of Elasticsearch responses cuts search latency by ~3x.
-    with_vectors: bool = True
+    # Whether hits must carry their embeddings (a backend may include them anyway). Ranking
+    # does not need them; leaving 384 floats per hit out of Elasticsearch responses cuts its
+    # search latency about threefold. Near-duplicate checks and MMR ask for them.
+    with_vectors: bool = False
 
 
 def check_query(query: SearchQuery, dims: int) -> None:

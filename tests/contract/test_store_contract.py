@@ -573,3 +573,12 @@ def test_concurrent_writers_and_readers_in_threads(store: MemoryStore) -> None:
         thread.join(timeout=60)
     assert not errors, errors
     assert total(store) == 40
+
+
+def test_search_returns_embeddings_when_asked(store: MemoryStore) -> None:
+    """with_vectors=True makes every hit carry its embedding (near-duplicate checks need it)."""
+    memory = make_memory("用户喜欢爬山", user_id="vec-user", seed=7)
+    store.upsert([memory])
+    query = SearchQuery(text="爬山", vector=memory.embedding, k=3, with_vectors=True)
+    (hit,) = store.search("vec-user", query)
+    assert hit.memory.embedding == pytest.approx(memory.embedding, abs=1e-6)
