@@ -132,7 +132,9 @@ def test_search_is_one_msearch_with_both_components(make_store: StoreFactory, es
     assert CountingNode.requests == ["POST /_msearch"]
     assert (hits[0].memory.id, hits[0].knn_rank, hits[0].bm25_rank) == ("g", 1, 1)
     assert hits[0].knn_score == pytest.approx(1.0, abs=1e-3)  # (1 + cos) / 2 of itself
-    assert hits[0].memory.embedding is not None
+    assert hits[0].memory.embedding is None  # not asked for: left out of the response
+    with_vectors = SearchQuery(text="guitar", vector=vector(1), with_vectors=True)
+    assert store.search("u1", with_vectors)[0].memory.embedding is not None
     client.close()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -139,7 +139,8 @@ def test_thirty_observations_give_three_insights_and_a_rerun_adds_nothing(any_ri
     assert all(o.metadata[TAG_REFLECTED] is True for o in observations)
     assert Counter(o.metadata[TAG_SUBJECT] for o in observations) == {s: 10 for s in FACTS}
     assert UnreflectedCounter(rig.svc.redis, rig.svc.keys).count("u1") == 0
-    usage = UsageRecorder(rig.svc.redis, rig.svc.keys).day(datetime.now(SH).strftime("%Y-%m-%d"))
+    # Usage counters are kept per UTC day (what `memlane stats` reads).
+    usage = UsageRecorder(rig.svc.redis, rig.svc.keys).day(datetime.now(UTC).strftime("%Y-%m-%d"))
     assert usage[("u1", "fake-llm")]["calls"] == 1
 
     again = rig.reflect("u1")
