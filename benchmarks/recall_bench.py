@@ -240,18 +240,27 @@ def eval_locomo(
             found = [r.memory.source_turn_ids[0] for r in results if r.memory.source_turn_ids]
             for k in LOCOMO_KS:
                 per_cat[qa.category][k].append(recall(found, qa.evidence, k))
-    out: dict[str, Any] = {"per_category": {}, "no_evidence_skipped": no_evidence}
+    out = summarise_recall(per_cat, LOCOMO_KS, latencies)
+    out["no_evidence_skipped"] = no_evidence
+    return out
+
+
+def summarise_recall(
+    per_cat: dict[int, dict[int, list[float]]], ks: Sequence[int], latencies: list[float]
+) -> dict[str, Any]:
+    """Recall@k per LoCoMo category and overall (in percent), plus the query latencies."""
+    out: dict[str, Any] = {"per_category": {}}
     allk: dict[int, list[float]] = defaultdict(list)
     for cat in sorted(per_cat):
         out["per_category"][CATEGORIES[cat]] = {
-            "n": len(per_cat[cat][LOCOMO_KS[0]]),
-            **{f"r@{k}": round(100 * common.mean(per_cat[cat][k]), 1) for k in LOCOMO_KS},
+            "n": len(per_cat[cat][ks[0]]),
+            **{f"r@{k}": round(100 * common.mean(per_cat[cat][k]), 1) for k in ks},
         }
-        for k in LOCOMO_KS:
+        for k in ks:
             allk[k].extend(per_cat[cat][k])
     out["overall"] = {
-        "n": len(allk[LOCOMO_KS[0]]),
-        **{f"r@{k}": round(100 * common.mean(allk[k]), 1) for k in LOCOMO_KS},
+        "n": len(allk[ks[0]]),
+        **{f"r@{k}": round(100 * common.mean(allk[k]), 1) for k in ks},
     }
     out["latency"] = common.latency_stats(latencies)
     return out

@@ -45,7 +45,13 @@ from benchmarks.datasets import (
     normalise_evidence,
     parse_locomo_date,
 )
-from benchmarks.recall_bench import RECOMMENDED, client_for, load_locomo_store, recall
+from benchmarks.recall_bench import (
+    RECOMMENDED,
+    client_for,
+    load_locomo_store,
+    recall,
+    summarise_recall,
+)
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.llm.embeddings import build_embedder
@@ -152,21 +158,7 @@ def evaluate(client: MemoryClient, samples: Sequence[LocomoSample]) -> dict[str,
                 for r in results[:k]:
                     found.extend(r.memory.source_turn_ids)
                 per_cat[qa.category][k].append(recall(found, qa.evidence, len(found)))
-    out: dict[str, Any] = {"per_category": {}}
-    allk: dict[int, list[float]] = defaultdict(list)
-    for cat in sorted(per_cat):
-        out["per_category"][CATEGORIES[cat]] = {
-            "n": len(per_cat[cat][KS[0]]),
-            **{f"r@{k}": round(100 * common.mean(per_cat[cat][k]), 1) for k in KS},
-        }
-        for k in KS:
-            allk[k].extend(per_cat[cat][k])
-    out["overall"] = {
-        "n": len(allk[KS[0]]),
-        **{f"r@{k}": round(100 * common.mean(allk[k]), 1) for k in KS},
-    }
-    out["latency"] = common.latency_stats(lat)
-    return out
+    return summarise_recall(per_cat, KS, lat)
 
 
 def run_mode(
