@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from memlane.errors import InvalidInput
 from memlane.ids import custom_memory_id
+from memlane.llm.embeddings import embed_missing
 from memlane.models import Memory, MemoryKind, TimeGranularity
 from memlane.textproc import detect_language
 from memlane.validation import (
@@ -134,11 +135,7 @@ def import_memories(
         build_memory(services, uid, item, moment, f"memories[{i}]")
         for i, item in enumerate(memories)
     ]
-    missing = [m for m in built if m.embedding is None]
-    if missing:
-        vectors = services.embedder.embed_passages([m.content for m in missing])
-        for memory, vector in zip(missing, vectors, strict=True):
-            memory.embedding = list(vector)
+    embed_missing(services.embedder, built)
     validate_memories(built, settings.embedding.dims, settings.limits)
     if built:
         services.store.upsert(built)

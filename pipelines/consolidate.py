@@ -23,7 +23,7 @@ from memlane.buffer import BufferedTurn, TurnBuffer
 from memlane.errors import LeaseLost, LLMBadOutput, MemlaneError, Retryable
 from memlane.ids import batch_id as derive_batch_id
 from memlane.lease import Leases
-from memlane.llm.embeddings import Embedder
+from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory
 from memlane.raw import raw_memories
@@ -91,11 +91,7 @@ def build_plan(
         plan = made if isinstance(made, ExtractionPlan) else ExtractionPlan(memories=made)
     else:
         plan = ExtractionPlan(memories=raw_memories(user_id, batch, entries, ports.clock()))
-    missing = [m for m in plan.memories if m.embedding is None]
-    if missing:
-        vectors = ports.embedder.embed_passages([m.content for m in missing])
-        for memory, vector in zip(missing, vectors, strict=True):
-            memory.embedding = vector
+    embed_missing(ports.embedder, plan.memories)
     return plan
 
 

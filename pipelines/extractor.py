@@ -27,7 +27,7 @@ from memlane.buffer import BufferedTurn
 from memlane.errors import BufferUnavailable
 from memlane.keys import Keys
 from memlane.llm.chat import ChatModel, Message, Usage
-from memlane.llm.embeddings import Embedder
+from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind, Role
 from memlane.ranking import memory_time
@@ -181,11 +181,7 @@ class LLMExtractor:
             stored = {m.id: m for m in self.store.get(missing[0].user_id, [m.id for m in missing])}
             for memory in missing:
                 memory.embedding = (stored.get(memory.id) or memory).embedding
-        still = [m for m in memories if m.embedding is None]
-        if still:
-            vectors = self.embedder.embed_passages([m.content for m in still])
-            for memory, vector in zip(still, vectors, strict=True):
-                memory.embedding = vector
+        embed_missing(self.embedder, memories)
         return memories
 
     def _extract(
@@ -234,10 +230,7 @@ class LLMExtractor:
             draft_memory(user_id, batch_id, entries, d, metadata, now)
             for d in extraction.observations
         ]
-        if memories:
-            vectors = self.embedder.embed_passages([m.content for m in memories])
-            for memory, vector in zip(memories, vectors, strict=True):
-                memory.embedding = vector
+        embed_missing(self.embedder, memories)
         return memories
 
     def _resolve(

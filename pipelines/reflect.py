@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from memlane.errors import LeaseLost
 from memlane.llm.chat import Message, Usage
-from memlane.llm.embeddings import Embedder
+from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind
 from memlane.ranking import memory_time
@@ -147,7 +147,7 @@ def reflect_user(
     plan = plan_reflection(
         user_id, states, by_id, processed, assigned, ports.clock(), _metadata(ports, todo)
     )
-    _embed(ports, plan.insights)
+    embed_missing(ports.embedder, plan.insights)
     if not still_leased():
         raise LeaseLost(f"lease of user {user_id!r} lost before reflection wrote anything")
     _write(ports, user_id, plan, result)
@@ -219,13 +219,6 @@ def observation_line(number: int, memory: Memory, tz: tzinfo, language: str) -> 
     day = local_time(memory_time(memory), tz, language)[:10]
     facet = f" ({quote_line(memory.subject)})" if memory.subject else ""
     return f"[#{number} {day}]{facet} {quote_line(memory.content)}"
-
-
-def _embed(ports: ReflectionPorts, insights: Sequence[Memory]) -> None:
-    if insights:
-        vectors = ports.embedder.embed_passages([m.content for m in insights])
-        for memory, vector in zip(insights, vectors, strict=True):
-            memory.embedding = vector
 
 
 def _write(

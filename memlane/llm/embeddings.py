@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from memlane.config import EmbeddingSettings
 from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
+from memlane.models import Memory
 
 Vector = list[float]
 
@@ -170,6 +171,15 @@ class CachingEmbedder:
             vec = self.inner.embed_query(text)
             self._queries.put(text, vec)
         return vec
+
+
+def embed_missing(embedder: Embedder, memories: Sequence[Memory]) -> None:
+    """Give every memory without an embedding its passage vector, in one batched call."""
+    missing = [m for m in memories if m.embedding is None]
+    if missing:
+        vectors = embedder.embed_passages([m.content for m in missing])
+        for memory, vector in zip(missing, vectors, strict=True):
+            memory.embedding = list(vector)
 
 
 def build_embedder(settings: EmbeddingSettings) -> CachingEmbedder:
