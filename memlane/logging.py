@@ -21,6 +21,10 @@ from memlane.redaction import REDACTED, Redactor, is_secret_name
 __all__ = ["REDACTED", "RedactSecrets", "configure_logging", "get_logger", "redact_secrets"]
 
 
+# ProcessorFormatter's bookkeeping: the stdlib record itself, never rendered.
+_FORMATTER_META = frozenset({"_record", "_from_structlog"})
+
+
 class RedactSecrets:
     """structlog processor: mask secret-named fields, configured secrets and secret shapes."""
 
@@ -31,7 +35,7 @@ class RedactSecrets:
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key in list(event_dict):
-            if key.startswith("_"):  # ProcessorFormatter's own bookkeeping (_record), never shown
+            if key in _FORMATTER_META:
                 continue
             value = event_dict[key]
             masked = is_secret_name(key) and value
