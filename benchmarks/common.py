@@ -42,6 +42,24 @@ def data_dir(value: str) -> Path:
     return path if path.is_absolute() else (ROOT / path).resolve()
 
 
+def require_data(value: str, *files: str) -> Path:
+    """The data directory; exits with one line (no traceback) if a file in ``files`` is missing.
+
+    Checked before any measurement starts, so a missing dataset costs no benchmark time.
+    """
+    path = data_dir(value)
+    missing = [name for name in files if not (path / name).is_file()]
+    if missing:
+        raise SystemExit(
+            f"benchmark data missing: {path / missing[0]} not found. The benchmarks read "
+            f"{', '.join(files)} from {DEFAULT_DATA}/ (relative to the repository root) or "
+            "--data DIR; get them from the LoCoMo (snap-research/LoCoMo, data/locomo10.json) "
+            "and MADial-Bench (hejunqing/MADial-Bench, data/ch/) repositories, as "
+            "`python -m benchmarks.recall_bench --help` describes."
+        )
+    return path
+
+
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo (platform string elsewhere)."""
     try:

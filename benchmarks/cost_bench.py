@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from benchmarks.corpus import BENCH_TIMEZONE
 from benchmarks.datasets import LOCOMO_FILE, LocomoSample, load_locomo, normalise_evidence
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
@@ -279,9 +280,10 @@ def measure(
             llm={"base_url": server.url, "model": "fake-llm", "timeout_s": 30},
             batching={"batch_max_turns": batch_turns},
             log={"level": "WARNING"},
+            timezone=BENCH_TIMEZONE,
         )
         configure_logging(settings.log)
-        data = common.data_dir(args.data)
+        data = common.require_data(args.data, LOCOMO_FILE)
         samples = load_locomo(data, settings.tz)
         samples = samples[:n_samples] if n_samples else samples
         if args.sessions:

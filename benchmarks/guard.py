@@ -68,6 +68,7 @@ from benchmarks.corpus import (
     open_store,
     query_texts,
 )
+from benchmarks.datasets import LOCOMO_FILE
 
 BASELINE = common.ROOT / "benchmarks" / "baseline.json"
 LATENCY_TOLERANCE = 0.5  # +50 % on a latency / reference ratio
@@ -358,8 +359,8 @@ GROUP_OF = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    data = common.require_data(args.data, LOCOMO_FILE)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data = common.data_dir(args.data)
     current: dict[str, Any] = {}
     common.progress("guard: store search and retrieve at 10k memories (SQLite)")
     current.update(measure_store_and_retrieve(args.workdir))

@@ -40,6 +40,9 @@ from benchmarks.corpus import (
 )
 from benchmarks.datasets import (
     CATEGORIES,
+    LOCOMO_FILE,
+    MADIAL_DIALOGUE_FILE,
+    MADIAL_MEMORY_FILE,
     LocomoSample,
     MadialDialogue,
     MadialMemory,
@@ -345,7 +348,7 @@ def sweep(run: Callable[[dict[str, Any]], dict[str, Any]], key: str) -> list[dic
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    data = common.data_dir(args.data)
+    data = common.require_data(args.data, LOCOMO_FILE, MADIAL_DIALOGUE_FILE, MADIAL_MEMORY_FILE)
     args.workdir.mkdir(parents=True, exist_ok=True)
     index = f"memlane-bench-recall-{int(time.time())}"
     settings = bench_settings(args.backend, args.workdir, args.es_url, es_index=index)

@@ -190,7 +190,7 @@ def run_mode(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    data = common.data_dir(args.data)
+    data = common.require_data(args.data, LOCOMO_FILE)
     args.workdir.mkdir(parents=True, exist_ok=True)
     settings = bench_settings("sqlite", args.workdir, es_index="memlane-bench-modes")
     emb: Any = build_embedder(settings.embedding)

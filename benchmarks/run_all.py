@@ -29,7 +29,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks.common import ROOT, progress
+from benchmarks.common import ROOT, progress, require_data
+from benchmarks.datasets import LOCOMO_FILE, MADIAL_DIALOGUE_FILE, MADIAL_MEMORY_FILE
 
 ES = ["bash", "tools/es-node/es-node.sh"]
 DEFAULT_STATE = "/tmp/esstate-bench"
@@ -99,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only
         else {"recall", "modes", "store", "retrieval", "ingest", "cost"}
     )
+    if only & {"recall", "modes", "cost"}:  # fail in one line now, not after an hour of runs
+        require_data(args.data, LOCOMO_FILE, MADIAL_DIALOGUE_FILE, MADIAL_MEMORY_FILE)
     es_url = args.es_url
     started_es = False
     failures = []

@@ -3,7 +3,9 @@
 ``load_settings`` is the only entry point. It reads the file (if any), applies environment
 overrides (``MEMLANE_STORE__BACKEND=elasticsearch`` sets ``store.backend``), and validates the
 result into a frozen :class:`Settings`. Secrets (API keys, passwords) are accepted only from the
-environment; a secret found in the YAML file is refused. Nothing here runs at import time.
+environment (taken verbatim, never parsed as YAML); a secret found in the YAML file, including a
+password inside a URL, is refused. The timezone defaults to the machine's local IANA zone.
+Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -25,6 +28,36 @@ ENV_CONFIG_FILE = "MEMLANE_CONFIG"
 # Variables for the test harness and the config-file pointer, not settings.
 ENV_IGNORED_PREFIXES = (ENV_CONFIG_FILE, "MEMLANE_TEST_")
 SECRET_FIELDS = frozenset({"api_key", "password"})
+FALLBACK_TIMEZONE = "UTC"
+
+
+def local_timezone() -> str:
+    """The machine's local IANA zone name (``TZ``, /etc/localtime, ...), else UTC.
+
+    A zone that is not a valid IANA name (a POSIX ``TZ`` string, a broken link) falls back
+    to UTC rather than failing start-up: ``timezone`` in the settings overrides it.
+    """
+    import tzlocal
+
+    try:
+        name = tzlocal.get_localzone_name()
+        if name:
+            ZoneInfo(name)
+            return name
+    except (ZoneInfoNotFoundError, ValueError, OSError, LookupError):
+        pass
+    return FALLBACK_TIMEZONE
+
+
+def url_password(value: object) -> str | None:
+    """The password inside a ``scheme://user:password@host`` URL, or None."""
+    if not isinstance(value, str) or "://" not in value:
+        return None
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 class _Frozen(BaseModel):
@@ -193,7 +226,9 @@ class Settings(_Frozen):
     """Every setting memlane has. Built once by :func:`load_settings` and passed down."""
 
     data_dir: str = ".memlane"
-    timezone: str = "Asia/Shanghai"
+    # None (or unset) = the machine's local zone, resolved once here so every process and
+    # Celery's crontab agree on one concrete IANA name.
+    timezone: str = Field(default_factory=local_timezone)
     redis: RedisSettings = RedisSettings()
     store: StoreSettings = StoreSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
@@ -206,6 +241,11 @@ class Settings(_Frozen):
     worker: WorkerSettings = WorkerSettings()
     limits: LimitSettings = LimitSettings()
     log: LogSettings = LogSettings()
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _local_when_unset(cls, value: object) -> object:
+        return local_timezone() if value is None or value == "" else value
 
     @field_validator("timezone")
     @classmethod
@@ -233,6 +273,24 @@ class Settings(_Frozen):
             return Path(self.store.sqlite_path).expanduser().resolve()
         return self.data_path / "memlane.sqlite3"
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret in clear: API keys, passwords and passwords inside URLs.
+
+        :class:`memlane.redaction.Redactor` masks exactly these wherever memlane writes text.
+        """
+        found: list[str] = []
+        for section in self.__class__.model_fields:
+            model = getattr(self, section)
+            if not isinstance(model, BaseModel):
+                continue
+            for name in model.__class__.model_fields:
+                value = getattr(model, name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found.append(value.get_secret_value())
+                elif (password := url_password(value)) is not None:
+                    found.append(password)
+        return tuple(dict.fromkeys(found))
+
 
 def _find_secrets(tree: Mapping[str, Any], path: str = "") -> list[str]:
     found: list[str] = []
@@ -240,6 +298,8 @@ def _find_secrets(tree: Mapping[str, Any], path: str = "") -> list[str]:
         here = f"{path}.{key}" if path else str(key)
         if key in SECRET_FIELDS and value is not None:
             found.append(here)
+        elif url_password(value) is not None:
+            found.append(f"{here} (password in the URL)")
         elif isinstance(value, Mapping):
             found.extend(_find_secrets(value, here))
     return found
@@ -266,7 +326,10 @@ def _read_file(path: Path) -> dict[str, Any]:
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Turn ``MEMLANE_A__B=v`` variables into a nested ``{"a": {"b": v}}`` tree.
 
-    Values are parsed as YAML scalars, so ``true``, ``3`` and ``null`` get their types.
+    Values are parsed as YAML scalars, so ``true``, ``3`` and ``null`` get their types. Secret
+    fields (``api_key``, ``password``) are the exception: they take the raw string, so
+    ``pw #frag``, ``null``, ``123456`` or ``yes`` is that password. An empty secret is unset
+    (``MEMLANE_LLM__API_KEY=${KEY:-}`` in a compose file means "no key").
     """
     tree: dict[str, Any] = {}
     for name, raw in environ.items():
@@ -280,8 +343,13 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{name}: conflicts with another MEMLANE_ variable")
-        node[parts[-1]] = _parse_scalar(raw)
+        leaf = parts[-1]
+        node[leaf] = _secret(raw) if leaf in SECRET_FIELDS else _parse_scalar(raw)
     return tree
+
+
+def _secret(raw: str) -> str | None:
+    return raw if raw else None
 
 
 def _parse_scalar(raw: str) -> Any:

@@ -1,86 +1,104 @@
 """structlog, configured once: console output for humans, JSON lines for production.
 
-:func:`redact_secrets` is a pure processor that masks anything that looks like a key, token or
-password, both by field name and by value shape, before any renderer sees the event.
+Every event goes through one redaction processor (:class:`RedactSecrets`) before any renderer
+sees it: memlane's own structlog events, and stdlib log records (Celery's, redis-py's, ...),
+which the root handler renders through the same processors. It masks the configured secret
+values themselves (:class:`memlane.redaction.Redactor`), anything shaped like a key, token or
+URL password, and every field named like a secret.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
 from memlane.config import LogFormat, LogSettings
+from memlane.redaction import REDACTED, Redactor, is_secret_name
 
-REDACTED = "***"
-# Whole-name matches only: "access_token" is a secret, "prompt_tokens" is a count.
-_SECRET_KEY = re.compile(
-    r"(?:^|[_-])(api[_-]?key|access[_-]?key|token|secret|password|passwd|pwd|authorization"
-    r"|credentials?)$",
-    re.I,
-)
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}"  # OpenAI-style keys
-    r"|Bearer\s+[A-Za-z0-9._\-]{8,}"  # bearer tokens
-    r"|(?<=://)[^:/@\s]+:[^@/\s]+(?=@))"  # user:password in URLs
-)
+__all__ = ["REDACTED", "RedactSecrets", "configure_logging", "get_logger", "redact_secrets"]
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value)
-    if isinstance(value, Mapping):
-        return {k: REDACTED if _is_secret_key(k) else _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_scrub(v) for v in value)
-    return value
+# ProcessorFormatter's bookkeeping: the stdlib record itself, never rendered.
+_FORMATTER_META = frozenset({"_record", "_from_structlog"})
 
 
-def _is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key))
+class RedactSecrets:
+    """structlog processor: mask secret-named fields, configured secrets and secret shapes."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key in list(event_dict):
+            if key in _FORMATTER_META:
+                continue
+            value = event_dict[key]
+            masked = is_secret_name(key) and value
+            event_dict[key] = REDACTED if masked else self.redactor.value(value)
+        return event_dict
 
 
-def redact_secrets(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """structlog processor: mask secret-named fields and secret-shaped values."""
-    for key in list(event_dict):
-        value = event_dict[key]
-        event_dict[key] = REDACTED if _is_secret_key(key) and value else _scrub(value)
-    return event_dict
-
+# Shape-only redaction, for code that logs before settings exist.
+redact_secrets = RedactSecrets(Redactor())
 
 _configured = False
+_HANDLER_MARK = "_memlane_handler"
 
 
-def configure_logging(settings: LogSettings, force: bool = False) -> None:
-    """Configure structlog and stdlib logging once per process."""
+def configure_logging(
+    settings: LogSettings, force: bool = False, redactor: Redactor | None = None
+) -> None:
+    """Configure structlog and stdlib logging once per process.
+
+    ``redactor`` (built from the settings' secrets) masks the configured secret values; a
+    later call without ``force`` is a no-op, so the first caller, which has the whole
+    settings, decides.
+    """
     global _configured
     if _configured and not force:
         return
+    redact = RedactSecrets(redactor or Redactor())
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if settings.format is LogFormat.JSON
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,
+    ]
     level = logging.getLevelName(settings.level)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _route_stdlib(level, renderer, [structlog.stdlib.add_logger_name, *shared])
     _configured = True
+
+
+def _route_stdlib(level: int, renderer: Any, pre_chain: list[Any]) -> None:
+    """Render stdlib records (Celery, libraries) through the same processors, on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=pre_chain,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def get_logger(name: str) -> Any:

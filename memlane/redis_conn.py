@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -59,10 +60,9 @@ def redis_url(settings: Settings) -> str:
 
 def connect_redis(settings: Settings) -> redis.Redis:
     """A redis-py client (bytes responses) for the configured or embedded server."""
-    password = settings.redis.password.get_secret_value() if settings.redis.password else None
     return redis.Redis.from_url(
         redis_url(settings),
-        password=password,
+        password=redis_password(settings),
         socket_timeout=10,
         socket_connect_timeout=5,
         health_check_interval=30,
@@ -73,10 +73,23 @@ def connect_redis(settings: Settings) -> redis.Redis:
     )
 
 
-def celery_broker_url(url: str) -> str:
-    """Celery/kombu spell a unix socket as ``redis+socket://``; redis-py as ``unix://``."""
+def redis_password(settings: Settings) -> str | None:
+    """``redis.password`` in clear (None when unset)."""
+    secret = settings.redis.password
+    return secret.get_secret_value() if secret is not None else None
+
+
+def celery_broker_url(url: str, password: str | None = None) -> str:
+    """The broker URL for Celery/kombu, from a redis-py URL.
+
+    kombu spells a unix socket ``redis+socket://`` (redis-py: ``unix://``). For TCP the password
+    is *not* put in the URL: Celery hands ``broker_password`` to kombu (see
+    :func:`worker.app.create_app`). kombu reads a socket's password only from its URL, so there
+    it goes into the URL; kombu masks it (``:**@``) in every URL it prints.
+    """
     if url.startswith("unix://"):
         path, _, query = url[len("unix://") :].partition("?")
         db = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("db")
-        return f"redis+socket://{path}" + (f"?virtual_host={db}" if db else "")
+        auth = f":{quote(password, safe='')}@" if password and "@" not in path else ""
+        return f"redis+socket://{auth}{path}" + (f"?virtual_host={db}" if db else "")
     return url

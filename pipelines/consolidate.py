@@ -27,6 +27,7 @@ from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory
 from memlane.raw import raw_memories
+from memlane.redaction import Redactor
 from memlane.store.base import MemoryStore
 from pipelines.plan import ExtractionPlan, apply_plan
 
@@ -70,6 +71,8 @@ class ConsolidationPorts:
     attempts: AttemptCounter
     extractor: Extractor | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Masks configured secrets in dead-letter reasons (an error body may echo the API key).
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 @dataclass
@@ -188,6 +191,7 @@ def _park(
     reason: str,
     result: ConsolidationResult,
 ) -> None:
+    reason = ports.redactor.text(reason)
     ports.buffer.dead_letter(user_id, token, batch, entries, reason)
     ports.attempts.clear(batch)
     result.dead_lettered.append(batch)

@@ -8,6 +8,7 @@ import threading
 from memlane.config import Settings, load_settings
 from memlane.llm.chat import ChatModel
 from memlane.logging import configure_logging, get_logger
+from memlane.redaction import Redactor
 from memlane.services import Services
 from memlane.usage import UsageRecorder
 from pipelines.consolidate import ConsolidationPorts
@@ -25,7 +26,7 @@ def install(settings: Settings) -> Services:
     global _services
     with _lock:
         _services = Services(settings)
-        configure_logging(settings.log)
+        configure_logging(settings.log, redactor=Redactor.from_settings(settings))
         if settings.llm.configured:
             log.info("llm_mode", model=settings.llm.model, base_url=settings.llm.base_url)
         else:
@@ -73,4 +74,5 @@ def consolidation_ports(svc: Services) -> ConsolidationPorts:
         embedder=svc.embedder,
         attempts=svc.attempts,
         extractor=extractor(svc),
+        redactor=Redactor.from_settings(svc.settings),
     )

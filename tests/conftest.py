@@ -67,6 +67,9 @@ def make_settings(tmp_path: Path, redis_url: str, key_prefix: str) -> Any:
     def build(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
             "data_dir": str(tmp_path / "data"),
+            # The default is the machine's zone; the fixtures' turns are stamped +08:00 and
+            # their expected times printed in Shanghai time, so no test may depend on the host.
+            "timezone": "Asia/Shanghai",
             "redis": {"url": redis_url, "key_prefix": key_prefix},
             # Writes wait for a refresh; a short interval keeps the Elasticsearch tests fast.
             "store": {"es_refresh_interval": "50ms"},

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, signals
 from celery.schedules import crontab
 from kombu import Queue  # type: ignore[attr-defined]
 
 from memlane.config import Settings
 from memlane.constants import QUEUE_CONSOLIDATE, QUEUE_MAINTENANCE, QUEUE_REFLECT
-from memlane.redis_conn import celery_broker_url, redis_url
+from memlane.logging import configure_logging
+from memlane.redaction import Redactor
+from memlane.redis_conn import celery_broker_url, redis_password, redis_url
 
 TASK_MODULES = ["tasks.consolidate", "tasks.schedule"]
 
 
 def create_app(settings: Settings) -> Celery:
-    """A Celery app for these settings; nothing is read from the environment here."""
-    broker = celery_broker_url(redis_url(settings))
+    """A Celery app for these settings; nothing is read from the environment here.
+
+    ``redis.password`` reaches kombu as ``broker_password``, outside the broker URL, so no URL
+    Celery prints or logs carries it. Results are ignored: there is no result backend to
+    authenticate.
+    """
+    password = redis_password(settings)
+    broker = celery_broker_url(redis_url(settings), password)
     app = Celery("memlane", broker=broker, include=TASK_MODULES, set_as_current=True)
+    _keep_memlane_logging(settings)
     w = settings.worker
     app.conf.update(
         task_serializer="json",
@@ -30,6 +41,7 @@ def create_app(settings: Settings) -> Celery:
         task_time_limit=w.time_limit_s,
         broker_transport_options={"visibility_timeout": w.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
+        broker_password=password,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_default_queue=QUEUE_CONSOLIDATE,
@@ -47,6 +59,19 @@ def create_app(settings: Settings) -> Celery:
         beat_schedule=beat_schedule(settings),
     )
     return app
+
+
+def _keep_memlane_logging(settings: Settings) -> None:
+    """Answer Celery's ``setup_logging`` signal, so Celery installs no handler of its own.
+
+    Celery's records then reach the root handler of :func:`memlane.logging.configure_logging`,
+    which redacts secrets, and stdout is not redirected through Celery's logger.
+    """
+
+    def setup(**_kwargs: Any) -> None:
+        configure_logging(settings.log, redactor=Redactor.from_settings(settings))
+
+    signals.setup_logging.connect(setup, weak=False, dispatch_uid="memlane-logging")
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:

@@ -3,7 +3,9 @@
 Each line you type goes through :class:`memlane.chat.MemoryChat`; the reply is printed with the
 memories it used. ``/memories`` shows what was recalled for the last message, ``/quit`` (or
 end of input) leaves. Consolidation happens in the workers (``memlane up``); until then recent
-turns are still recalled from the buffer.
+turns are still recalled from the buffer. Everything printed goes through
+:func:`worker.terminal.safe`: configured secrets masked (a provider's error may echo the key),
+escape sequences from replies and memories shown, not obeyed.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.errors import LLMError
 from memlane.llm.chat import ChatModel
+from memlane.redaction import Redactor
 from memlane.retrieval import format_context
 from memlane.textproc import detect_language
 from memlane.usage import UsageRecorder
+from worker.terminal import safe
 
 PROMPT = "you> "
 HELP = "type a message; /memories shows what was recalled, /quit leaves"
@@ -30,19 +34,29 @@ def run_repl(
     write: Callable[[str], None] = print,
 ) -> int:
     """Run the chat loop until ``/quit`` or end of input; returns the exit code."""
+    out = _safe_writer(write, Redactor.from_settings(settings))
     if not settings.llm.configured:
-        write("memlane chat: no LLM configured (set MEMLANE_LLM__BASE_URL / MEMLANE_LLM__API_KEY)")
+        out("memlane chat: no LLM configured (set MEMLANE_LLM__BASE_URL / MEMLANE_LLM__API_KEY)")
         return 2
     client = MemoryClient(settings)
     model = ChatModel(settings.llm, retries=settings.llm.max_retries)
     chat = MemoryChat(client, model, UsageRecorder(client.services.redis, client.services.keys))
-    write(f"memlane chat as {user_id!r} with {settings.llm.model}; {HELP}")
+    out(f"memlane chat as {user_id!r} with {settings.llm.model}; {HELP}")
     try:
-        _loop(chat, user_id, settings, read, write)
+        _loop(chat, user_id, settings, read, out)
     finally:
         model.close()
         client.close()
     return 0
+
+
+def _safe_writer(write: Callable[[str], None], redactor: Redactor) -> Callable[[str], None]:
+    """``write`` behind :func:`worker.terminal.safe`: secrets masked, escapes shown."""
+
+    def out(text: str) -> None:
+        write(safe(text, redactor, keep_newlines=True))
+
+    return out
 
 
 def _loop(

@@ -14,6 +14,8 @@ from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.errors import MemlaneError
 from memlane.logging import configure_logging
+from memlane.redaction import Redactor
+from worker.terminal import safe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,12 +64,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``memlane`` command."""
     args = _parser().parse_args(argv)
+    redactor = Redactor()  # secret shapes only, until the settings are known
     try:
         settings = load_settings(args.config)
-        configure_logging(settings.log)
+        redactor = Redactor.from_settings(settings)
+        configure_logging(settings.log, redactor=redactor)
         return _run(args, settings)
     except MemlaneError as e:
-        print(f"memlane: {type(e).__name__}: {e}", file=sys.stderr)
+        print(safe(f"memlane: {type(e).__name__}: {e}", redactor), file=sys.stderr)
         return 2
 
 
@@ -90,11 +94,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             stats = commands.import_jsonl(client, args.file)
             return 1 if stats["bad"] else 0
         elif cmd == "stats":
-            print(json.dumps(commands.stats(client), ensure_ascii=False, indent=2))
+            print(commands.stats_text(client))
         elif cmd == "forget":
             print(f"deleted {client.forget_user(args.user_id)} memories of {args.user_id!r}")
         elif cmd == "retrieve":
-            commands.retrieve(client, args.user_id, args.query, args.top_k, args.pending)
+            for line in commands.retrieve(
+                client, args.user_id, args.query, args.top_k, args.pending
+            ):
+                print(line)
     return 0
 
 

@@ -4,7 +4,8 @@ It speaks ``POST /v1/chat/completions`` and ``POST /v1/embeddings`` over real so
 code under test runs its real ``openai`` client, timeouts and error mapping. Chat answers come
 from scripted rules chosen by the request content; embeddings are deterministic hash vectors.
 It records every request, counts calls, and injects faults: 429, 500, a timeout (it answers
-only after the client gave up), malformed JSON and a wrong schema. It never imports memlane.
+only after the client gave up), malformed JSON, a wrong schema, and a 401 whose error message
+echoes the API key it was sent (as some providers do). It never imports memlane.
 
     server = LLMServer().start()
     server.add_rule("吉他", {"observations": [...], "links": []})
@@ -27,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DEFAULT_REPLY: dict[str, Any] = {"observations": [], "links": []}
-FAULTS = ("400", "429", "500", "timeout", "malformed", "wrong_schema", "empty")
+FAULTS = ("400", "401_echo", "429", "500", "timeout", "malformed", "wrong_schema", "empty")
 Reply = dict[str, Any] | str | Callable[[dict[str, Any]], "dict[str, Any] | str"]
 
 
@@ -282,7 +283,11 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
 
         def _chat(self, body: dict[str, Any]) -> None:
             reply, fault = server._choose(body)
-            if fault == "400":
+            if fault == "401_echo":
+                key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                message = f"Incorrect API key provided: {key}. Check your key and retry."
+                self._send(401, {"error": {"message": message, "code": "invalid_api_key"}})
+            elif fault == "400":
                 self._send(400, {"error": {"message": "bad request", "type": "invalid_request"}})
             elif fault == "429":
                 self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}})
