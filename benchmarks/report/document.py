@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.report.cost import cost_section
@@ -21,6 +21,8 @@ from benchmarks.report.results import Results, load_results
 from benchmarks.report.retrieval import retrieval_section
 from benchmarks.report.scaling import scaling_section
 from benchmarks.report.store import store_section
+
+D = TypeVar("D")
 
 DOCS = ROOT / "docs"
 BASELINE = ROOT / "benchmarks" / "baseline.json"
@@ -71,7 +73,7 @@ def render(r: Results) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def benchmark_section(doc: Any, section: Callable[[Any], list[str]], name: str) -> list[str]:
+def benchmark_section(doc: D | None, section: Callable[[D], list[str]], name: str) -> list[str]:
     """A benchmark's section, or a line saying it has no results yet."""
     return [f"_No results for {name} yet._", ""] if doc is None else section(doc)
 
@@ -94,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Regenerate docs/PERFORMANCE.md and the plots in docs/img/ from "
         "benchmarks/results/*.json.",
     )
-    p.add_argument("--results", type=Path, default=RESULTS, help="results directory (%(default)s)")
     p.add_argument(
-        "--out", type=Path, default=DOCS, help="where PERFORMANCE.md and img/ go (%(default)s)"
+        "--results", type=Path, default=RESULTS, help="results directory (benchmarks/results)"
     )
+    p.add_argument("--out", type=Path, default=DOCS, help="where PERFORMANCE.md and img/ go (docs)")
     args = p.parse_args(argv)
     doc = write_report(args.results, args.out)
     shown = doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc

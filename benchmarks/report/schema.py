@@ -12,7 +12,7 @@ are not identifiers, hence the functional ``TypedDict`` form for the recall scor
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 # -- shared pieces --------------------------------------------------------------------------
 
@@ -64,10 +64,10 @@ Recall20 = TypedDict(
 )
 LocomoSweepRow = TypedDict(
     "LocomoSweepRow",
-    {"settings": dict[str, Any], "r@5": float, "r@10": float, "r@25": float},
+    {"settings": dict[str, object], "r@5": float, "r@10": float, "r@25": float},
 )
 MadialSweepRow = TypedDict(
-    "MadialSweepRow", {"settings": dict[str, Any], "r@5": float, "r@10": float}
+    "MadialSweepRow", {"settings": dict[str, object], "r@5": float, "r@10": float}
 )
 
 
@@ -75,7 +75,7 @@ class LocomoAblation(TypedDict):
     """One retrieval variant on LoCoMo: per category, overall, and its latency."""
 
     name: str
-    overrides: dict[str, Any]
+    overrides: dict[str, object]
     per_category: dict[str, Recall25]
     overall: Recall25
     latency: Latency
@@ -99,7 +99,7 @@ class Locomo(TypedDict):
 class MadialAblation(Recall20):
     """One retrieval variant on MADial-Bench."""
 
-    overrides: dict[str, Any]
+    overrides: dict[str, object]
 
 
 class Madial(TypedDict):
