@@ -2,7 +2,7 @@
 
 Every benchmark writes ``benchmarks/results/<name>.json`` through :func:`write_result`, which
 records the machine (CPU model, cores, RAM), the date, the git commit, the exact command and
-the parameters next to the figures, so ``benchmarks/report.py`` can regenerate
+the parameters next to the figures, so ``benchmarks.report`` can regenerate
 ``docs/PERFORMANCE.md`` without any hand-written number.
 """
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from memlane.config import Settings, load_settings
-from tests.support.services import EsService, RedisService, start_es, start_redis
+from tests.support.services import EsService, RedisService, delete_indices, start_es, start_redis
 
 pytest_plugins = ["tests.support.llm_fixtures"]
 
@@ -36,6 +36,17 @@ def es_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EsService]:
 def es_url(es_service: EsService) -> str:
     """The URL of the session's Elasticsearch node."""
     return es_service.url
+
+
+@pytest.fixture
+def es_index(es_url: str) -> Iterator[str]:
+    """A unique Elasticsearch index or alias name; every index named after it is deleted afterwards.
+
+    Stores make ``<name>-v<N>`` behind an alias ``<name>``, so the cleanup takes ``<name>*``.
+    """
+    name = f"memlane-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    delete_indices(es_url, name)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ calls in the tests).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,11 +31,9 @@ def _sqlite_store(tmp_path: Path) -> Iterator[MemoryStore]:
 
 
 def _elasticsearch_store(request: pytest.FixtureRequest) -> Iterator[MemoryStore]:
-    from elasticsearch import Elasticsearch
-
     es_url: str = request.getfixturevalue("es_url")
+    name: str = request.getfixturevalue("es_index")  # its indices are deleted after the test
     make_settings: Callable[..., Settings] = request.getfixturevalue("make_settings")
-    name = f"memlane-contract-{uuid.uuid4().hex[:12]}"
     settings = make_settings(store={"backend": "elasticsearch", "es_url": es_url, "es_index": name})
     store = build_store(settings)
     try:
@@ -44,14 +41,6 @@ def _elasticsearch_store(request: pytest.FixtureRequest) -> Iterator[MemoryStore
         yield store
     finally:
         store.close()
-        client = Elasticsearch(es_url)
-        try:
-            # Wildcard deletes are refused by default (destructive_requires_name), so name them.
-            found = client.indices.get(index=f"{name}*", allow_no_indices=True)
-            if found:
-                client.indices.delete(index=",".join(found))
-        finally:
-            client.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])

@@ -43,7 +43,8 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
     )
     socket = _redis_socket(proc)
     # Keep draining the children's output so a full pipe can never stall them.
-    threading.Thread(target=lambda: [None for _ in proc.stdout or []], daemon=True).start()
+    drain = threading.Thread(target=lambda: [None for _ in proc.stdout or []], daemon=True)
+    drain.start()
     assert redis.Redis(unix_socket_path=socket).ping()
     root = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
@@ -58,5 +59,9 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 0
     _gone, alive = psutil.wait_procs(tree, timeout=15)
     assert alive == []
+    # Every writer of the pipe is gone, so the drain reaches EOF; close our end of it.
+    drain.join(timeout=15)
+    assert proc.stdout is not None and not drain.is_alive()
+    proc.stdout.close()
     with pytest.raises(redis.ConnectionError):
         redis.Redis(unix_socket_path=socket, retry=Retry(NoBackoff(), 0)).ping()

@@ -1,8 +1,7 @@
-"""Fixtures for fault tests: a Redis database per test, a uniquely named ES index, fast batching."""
+"""Fixtures for fault tests: a Redis database per test, fast batching (es_index is shared)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,19 +29,3 @@ def fault_settings(make_settings: Callable[..., Settings], db_url: str) -> Calla
         return make_settings(**tree)
 
     return build
-
-
-@pytest.fixture
-def es_index(es_url: str) -> Iterator[str]:
-    """A unique index alias name; its indices are deleted afterwards."""
-    from elasticsearch import Elasticsearch
-
-    name = f"memlane-fault-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = Elasticsearch(es_url)
-    try:
-        found = client.indices.get(index=f"{name}*", allow_no_indices=True)
-        if found:
-            client.indices.delete(index=",".join(found))
-    finally:
-        client.close()

@@ -6,7 +6,6 @@ seed scenario through a real Celery worker and beat talking to the fake LLM serv
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from elasticsearch import Elasticsearch
 
 from memlane.client import MemoryClient
 from memlane.config import Settings
@@ -139,12 +137,16 @@ def test_a_crash_after_the_cached_extraction_calls_the_llm_once(
 
 @pytest.mark.elasticsearch
 def test_an_unreachable_store_after_the_llm_call_retries_without_a_new_call(
-    make_settings: Callable[..., Settings], llm_server: LLMServer, es_url: str
+    make_settings: Callable[..., Settings], llm_server: LLMServer, es_url: str, es_index: str
 ) -> None:
     """Elasticsearch goes away between the LLM call and the write; the retry writes the same ids."""
     proxy = TcpProxy.for_url(es_url).start()
-    alias = f"memlane-llm-{uuid.uuid4().hex[:10]}"
-    store = {"backend": "elasticsearch", "es_url": proxy.url, "es_index": alias, "es_timeout_s": 3}
+    store = {
+        "backend": "elasticsearch",
+        "es_url": proxy.url,
+        "es_index": es_index,
+        "es_timeout_s": 3,
+    }
     rig = LLMRig(make_settings(**llm_overrides(llm_server), store=store), llm_server)
 
     cut: list[bool] = []
@@ -172,11 +174,6 @@ def test_an_unreachable_store_after_the_llm_call_retries_without_a_new_call(
             proxy.restore()
         rig.close()
         proxy.stop()
-        admin = Elasticsearch(es_url, request_timeout=30)
-        found = admin.indices.get(index=f"{alias}*", allow_no_indices=True)
-        if found:
-            admin.indices.delete(index=",".join(found))
-        admin.close()
 
 
 @pytest.mark.celery

