@@ -70,6 +70,8 @@ class ConsolidationPorts:
     attempts: AttemptCounter
     extractor: Extractor | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # True once the worker is being stopped on purpose: start no new batch, leave it buffered.
+    stop_requested: Callable[[], bool] = field(default=lambda: False)
 
 
 @dataclass
@@ -146,6 +148,8 @@ def consolidate_user(
     """
     result = ConsolidationResult()
     for _ in range(max_batches):
+        if ports.stop_requested():
+            break
         if not ports.leases.renew(user_id, token):
             raise LeaseLost(f"lease of user {user_id!r} is held by another worker")
         entries = ports.buffer.read(user_id, batch_max_turns)
