@@ -63,11 +63,6 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fd is not None
-
 
 def is_locked(path: Path) -> bool:
     """True when another process holds an exclusive lock on ``path``."""

@@ -7,7 +7,6 @@ import ctypes
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -111,13 +110,3 @@ def signal_group(pid: int | None, sig: signal.Signals) -> None:
     if pid is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
-
-
-def wait_gone(check: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``check`` (True once the process is gone) until it holds or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
