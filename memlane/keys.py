@@ -68,6 +68,11 @@ class Keys:
         return c.KEY_ATTEMPTS.format(p=self.prefix)
 
     @property
+    def stopped_workers(self) -> str:
+        """Worker id -> when that worker was stopped on purpose (its attempts are given back)."""
+        return c.KEY_STOPPED_WORKERS.format(p=self.prefix)
+
+    @property
     def users(self) -> str:
         """Every user id seen."""
         return c.KEY_USERS.format(p=self.prefix)

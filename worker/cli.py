@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="embedded Redis + worker + beat, supervised")
     up.add_argument("--concurrency", type=int, default=2)
+    up.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        help="seconds a running batch may take to finish on stop (default 30)",
+    )
     w = sub.add_parser("worker", help="run a Celery worker")
     w.add_argument("--concurrency", type=int, default=None)
     w.add_argument("--queues", default="consolidate,reflect,maintenance")
@@ -107,9 +113,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_process(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "up":
-        from worker.supervisor import Supervisor
+        from worker.supervisor import STOP_GRACE_S, Supervisor
 
-        return Supervisor(settings, concurrency=args.concurrency).run_forever()
+        grace = STOP_GRACE_S if args.grace is None else args.grace
+        return Supervisor(settings, concurrency=args.concurrency, grace_s=grace).run_forever()
     if args.command == "demo":
         from worker.demo import run_demo
 
@@ -118,10 +125,12 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         return _replay(settings, args.batch, args.timeout)
     from tasks import runtime
     from worker.app import create_app
+    from worker.lifecycle import QuietScheduler, connect_worker_signals
 
     runtime.install(settings)
     app = create_app(settings)
     if args.command == "worker":
+        connect_worker_signals(settings)
         concurrency = args.concurrency or settings.worker.concurrency
         if concurrency > 1:
             # Each pool child embeds with OpenMP; several children each spinning a thread per
@@ -148,7 +157,7 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     schedule = settings.data_path / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    app.Beat(schedule=str(schedule), loglevel=settings.log.level).run()
+    app.Beat(schedule=str(schedule), scheduler=QuietScheduler, loglevel=settings.log.level).run()
     return 0
 
 

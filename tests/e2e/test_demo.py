@@ -27,10 +27,18 @@ def test_demo_recalls_the_guitar_and_leaves_no_process_behind() -> None:
     assert "raw mode" in out.stdout
     assert "] 我的爱好是吉他。" in out.stdout
     assert "Timings:" in out.stdout and "retrieve:" in out.stdout
+    # Only the demo's own processes: other test sessions on this machine run workers too.
     leftovers = [
         p.info["cmdline"]
-        for p in psutil.process_iter(["pid", "cmdline"])
-        if p.pid not in before
-        and any(s in " ".join(p.info["cmdline"] or []) for s in ("worker.cli", "redis-server"))
+        for p in psutil.process_iter(["pid", "cmdline", "environ"])
+        if p.pid not in before and _is_demo_process(p.info["cmdline"], p.info["environ"])
     ]
     assert leftovers == []
+
+
+def _is_demo_process(cmdline: list[str] | None, environ: dict[str, str] | None) -> bool:
+    """A worker, beat or redis-server of a demo (its data dir is a ``memlane-demo-`` temp dir)."""
+    cmd = " ".join(cmdline or [])
+    if "redis-server" in cmd:
+        return "memlane-demo-" in cmd
+    return "worker.cli" in cmd and "memlane-demo-" in (environ or {}).get("MEMLANE_DATA_DIR", "")

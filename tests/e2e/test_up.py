@@ -17,6 +17,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from memlane.datadir import is_locked
+
 
 def _redis_socket(proc: subprocess.Popen[str]) -> str:
     """The embedded Redis socket, read from the `memlane_up` log line."""
@@ -31,9 +33,11 @@ def _redis_socket(proc: subprocess.Popen[str]) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
-    """Redis, the worker (with its pool) and beat all exit when `memlane up` gets SIGTERM."""
+    """Redis, the worker (with its pool) and beat all exit when `memlane up` gets SIGTERM, and
+    the data directory is free again (no state file, the lock released)."""
+    data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLANE_")}
-    env["MEMLANE_DATA_DIR"] = str(tmp_path / "data")
+    env["MEMLANE_DATA_DIR"] = str(data)
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "up", "--concurrency", "2"],
         env=env,
@@ -65,3 +69,5 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
     proc.stdout.close()
     with pytest.raises(redis.ConnectionError):
         redis.Redis(unix_socket_path=socket, retry=Retry(NoBackoff(), 0)).ping()
+    assert not (data / "supervisor.json").exists()
+    assert not is_locked(data / "supervisor.lock")
