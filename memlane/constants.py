@@ -24,5 +24,6 @@ KEY_UNREFLECTED = "{p}:unreflected"  # zset: user -> unreflected observation cou
 KEY_SCHEDULE_LOCK = "{p}:schedlock:{n}"  # one beat firing per named schedule slot
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
 
-# Elasticsearch.
-ES_INDEX_VERSION = 1
+# Elasticsearch. Version 2 routes by a digest of the user id (version 1 used the raw id, which
+# breaks for ids with commas on a multi-shard index); see ElasticsearchStore.ensure_schema.
+ES_INDEX_VERSION = 2
