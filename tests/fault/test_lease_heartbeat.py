@@ -95,11 +95,11 @@ def test_heartbeat_keeps_the_lease_through_a_long_llm_call(
     llm_server: LLMServer,
     tmp_path: Path,
 ) -> None:
-    """An 8 s extraction under a 2 s lease: one call, no lost lease, one memory."""
-    llm_server.timeout_sleep_s = 8.0
+    """A 10 s extraction under a 3 s lease: one call, no lost lease, one memory."""
+    llm_server.timeout_sleep_s = 10.0
     llm_server.add_rule("guitar", GUITAR, fault="timeout")
     settings, llm_env = _settings(
-        fault_settings, es_url, es_index, llm_server, lease_ttl_s=2, running_lease_ttl_s=2
+        fault_settings, es_url, es_index, llm_server, lease_ttl_s=3, running_lease_ttl_s=3
     )
     with (
         Cluster(settings, tmp_path / "procs", extra_env=llm_env) as cluster,
