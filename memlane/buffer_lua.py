@@ -1,4 +1,4 @@
-"""Lua scripts of the turn buffer. Each runs atomically inside Redis."""
+"""Lua scripts of the turn buffer and the leases. Each runs atomically inside Redis."""
 
 from __future__ import annotations
 
@@ -64,17 +64,70 @@ for i = 5, #ARGV do removed = removed + redis.call('XDEL', KEYS[1], ARGV[i]) end
     + "return removed\n"
 )
 
-# KEYS: lease. ARGV: token, ttl_ms. Extend our lease, or retake it if it lapsed.
-RENEW = """
+# Shared head: a token granted before the user's last forget (KEYS[2], the tombstone, holds the
+# forget's own token) is dead.
+_FORGOTTEN = """
+local tomb = redis.call('GET', KEYS[2])
+if tomb and tonumber(string.match(tomb, '^%d+')) > tonumber(ARGV[1]) then return -2 end
+"""
+
+# Shared: extend our lease (KEYS[1]) to ARGV[2] ms, or retake it if it lapsed; 0 if another
+# token holds it.
+_HOLD = """
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
 elseif not cur then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+else
+  return 0
 end
-return 0
+"""
+
+# KEYS: lease, tombstone. ARGV: token, ttl_ms.
+# Returns 1 (held), 0 (another token holds it) or -2 (the user was forgotten after our grant).
+RENEW = _FORGOTTEN + _HOLD + "return 1\n"
+
+# KEYS: lease, tombstone, writes. ARGV: token, ttl_ms, now_ms, intent_ttl_ms, ids_json.
+# RENEW, then record the store write we are about to make (pruning intents that ended long ago),
+# all in one step: a forget that comes after this sees the write and can sweep what it leaves.
+GUARD = (
+    _FORGOTTEN
+    + _HOLD
+    + """
+local oldest = tonumber(ARGV[3]) - tonumber(ARGV[4])
+local intents = redis.call('HGETALL', KEYS[3])
+for i = 1, #intents, 2 do
+  if tonumber(string.match(intents[i + 1], '^%d+')) < oldest then
+    redis.call('HDEL', KEYS[3], intents[i])
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3] .. ' ' .. ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+"""
+)
+
+# KEYS: tombstone, writes. ARGV: token.
+# After a guarded write: -2 (and the intent kept) if the user was forgotten meanwhile, else the
+# intent is dropped and 1 returned.
+SETTLE = """
+local tomb = redis.call('GET', KEYS[1])
+if tomb and tonumber(string.match(tomb, '^%d+')) > tonumber(ARGV[1]) then return -2 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: lease, tombstone. ARGV: token, lease_ttl_ms, tombstone_ttl_s, now_ms.
+# forget_user: the tombstone (never moved back by a slower, older forget) and the lease, taken
+# whoever holds it: every earlier token is dead from here on.
+FORGET = """
+local tomb = redis.call('GET', KEYS[2])
+if not tomb or tonumber(string.match(tomb, '^%d+')) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[4], 'EX', ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 # KEYS: lease. ARGV: token. Delete the lease only if it is still ours.

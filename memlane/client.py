@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from memlane.config import Settings, load_settings
-from memlane.errors import LeaseLost
+from memlane.errors import StoreUnavailable
+from memlane.forgetting import start_sweeping, sweep_forgotten
 from memlane.importer import import_memories
 from memlane.logging import get_logger
 from memlane.models import MemoryKind
@@ -78,25 +79,35 @@ class MemoryClient:
             time.sleep(0.05)
         return False
 
-    def forget_user(self, user_id: str, timeout: float = 60.0) -> int:
+    def forget_user(self, user_id: str) -> int:
         """Remove the user's memories, buffered turns, cached extractions and dead letters.
 
-        Takes the user's lease first so no consolidation can write behind it. Returns the number
-        of memories deleted.
+        Forget wins and never waits for a worker: it takes the user's lease whoever holds it
+        and leaves a tombstone, so no consolidation, reflection or maintenance granted before
+        can write the user back, and writes already under way are undone
+        (:mod:`memlane.forgetting`). Returns the number of memories deleted.
+
+        Raises :class:`~memlane.errors.StoreUnavailable` if the store cannot be reached; the
+        buffered turns are gone by then and stale writers stay fenced off: call it again.
         """
         uid = self._uid(user_id)
-        leases = self.services.leases
-        deadline = time.monotonic() + timeout
-        token = leases.acquire(uid)
-        while token is None:
-            if time.monotonic() > deadline:
-                raise LeaseLost(f"user {uid!r} is busy; forget_user timed out")
-            time.sleep(0.05)
-            token = leases.acquire(uid)
+        svc = self.services
+        leases = svc.leases
+        token = leases.seize_for_forget(uid)
         try:
-            self.services.buffer.forget(uid)
-            UsageRecorder(self.services.redis, self.services.keys).forget(uid)
-            deleted = self.services.store.delete_user(uid)
+            with leases.heartbeat(uid, token):
+                start_sweeping(leases, uid, token)
+                svc.buffer.forget(uid)
+                UsageRecorder(svc.redis, svc.keys).forget(uid)
+                try:
+                    deleted = svc.store.delete_user(uid)
+                    sweep_forgotten(leases, svc.store, uid)
+                except StoreUnavailable as e:
+                    raise StoreUnavailable(
+                        f"forget_user: the memory store is unavailable, so the user's memories "
+                        f"are not deleted yet (buffered turns are; stale writers are fenced "
+                        f"off); call forget_user again when the store is back. Cause: {e}"
+                    ) from e
         finally:
             leases.release(uid, token)
         log.info("user_forgotten", memories=deleted)

@@ -148,7 +148,11 @@ class BatchingSettings(_Frozen):
     max_wait_s: float = Field(30.0, gt=0)
     idle_s: float = Field(3.0, ge=0)
     dispatch_interval_s: float = Field(2.0, gt=0)
+    # A dispatched task holds its user's lease this long while it waits in the queue...
     lease_ttl_s: float = Field(300.0, gt=0)
+    # ...and, once running, this long, renewed every third of it by a heartbeat thread: a
+    # worker killed mid-task frees its users after this, not after lease_ttl_s.
+    running_lease_ttl_s: float = Field(15.0, gt=0)
     max_attempts: int = Field(5, ge=1, le=50)
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(60.0, gt=0)

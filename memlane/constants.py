@@ -15,6 +15,9 @@ KEY_PENDING = "{p}:pending"  # zset: user -> oldest buffered turn arrival (ms)
 KEY_LAST_PUSH = "{p}:lastpush"  # hash: user -> last push arrival (ms)
 KEY_WATERMARK = "{p}:watermark"  # hash: user -> last consolidated stream id
 KEY_LEASE = "{p}:lease:{{{u}}}"  # per-user lease: "token"
+KEY_TOMBSTONE = "{p}:forgotten:{{{u}}}"  # "<fencing token> <ms>" of the user's last forget
+KEY_WRITES = "{p}:writes:{{{u}}}"  # hash: token -> "<ms> <JSON memory ids>" being written
+KEY_SWEEPS = "{p}:sweeps"  # zset: forgotten user -> when (ms) to sweep stray writes again
 KEY_FENCE = "{p}:fence"  # counter issuing fencing tokens
 KEY_EXTRACTION = "{p}:extraction:{b}"  # cached LLM extraction for batch b
 KEY_DEAD = "{p}:dead"  # hash: batch id -> JSON dead letter
@@ -25,5 +28,13 @@ KEY_UNREFLECTED = "{p}:unreflected"  # zset: user -> unreflected observation cou
 KEY_SCHEDULE_LOCK = "{p}:schedlock:{n}"  # one beat firing per named schedule slot
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
 
-# Elasticsearch.
-ES_INDEX_VERSION = 1
+# Forgetting. A tombstone outlives any plausible pause of a worker that held the user's lease
+# before the forget (it names the user id, nothing else). Writes in flight at the forget are
+# swept again for a while, in case their worker died before it could undo them.
+TOMBSTONE_TTL_S = 7 * 24 * 3600
+STRAY_WRITE_GRACE_S = 120.0
+STRAY_WRITE_SWEEP_S = 5.0
+
+# Elasticsearch. Version 2 routes by a digest of the user id (version 1 used the raw id, which
+# breaks for ids with commas on a multi-shard index); see ElasticsearchStore.ensure_schema.
+ES_INDEX_VERSION = 2

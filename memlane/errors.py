@@ -11,6 +11,7 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
     │   ├── LLMRateLimited     429 from the provider (also Retryable)
     │   └── LLMBadOutput       output that fails parsing or schema validation
     ├── LeaseLost              another worker holds (or took over) a user's lease
+    │   └── UserForgotten      the user was forgotten after the lease was granted
     ├── ServiceError           an embedded service could not be started or reached
     └── Retryable              marker base: a transient fault; retry with backoff
         ├── StoreUnavailable   (also StoreError) the store is unreachable
@@ -82,6 +83,10 @@ class LLMBadOutput(LLMError):
 
 class LeaseLost(MemlaneError):
     """Another worker holds, or took over, the per-user lease."""
+
+
+class UserForgotten(LeaseLost):
+    """The user was forgotten after this lease was granted: its work must not be written."""
 
 
 class ServiceError(MemlaneError):

@@ -25,6 +25,14 @@ class Keys:
         """The user's consolidation/reflection lease."""
         return c.KEY_LEASE.format(p=self.prefix, u=user_id)
 
+    def tombstone(self, user_id: str) -> str:
+        """The fencing token and time of the user's last ``forget_user``."""
+        return c.KEY_TOMBSTONE.format(p=self.prefix, u=user_id)
+
+    def writes(self, user_id: str) -> str:
+        """Store writes in flight for the user, by lease token (swept if the user is forgotten)."""
+        return c.KEY_WRITES.format(p=self.prefix, u=user_id)
+
     def extraction(self, batch_id: str) -> str:
         """The cached LLM extraction of a batch."""
         return c.KEY_EXTRACTION.format(p=self.prefix, b=batch_id)
@@ -51,6 +59,11 @@ class Keys:
     def watermark(self) -> str:
         """User -> last consolidated stream id."""
         return c.KEY_WATERMARK.format(p=self.prefix)
+
+    @property
+    def sweeps(self) -> str:
+        """Forgotten users whose in-flight writes are swept again, scored by when (ms)."""
+        return c.KEY_SWEEPS.format(p=self.prefix)
 
     @property
     def fence(self) -> str:

@@ -64,8 +64,11 @@ class Services:
     @property
     def leases(self) -> Leases:
         """Per-user leases."""
-        ttl = self.settings.batching.lease_ttl_s
-        return self._lazy("leases", lambda: Leases(self.redis, self.keys, ttl))  # type: ignore[no-any-return]
+        b = self.settings.batching
+        return self._lazy(  # type: ignore[no-any-return]
+            "leases",
+            lambda: Leases(self.redis, self.keys, b.lease_ttl_s, b.running_lease_ttl_s),
+        )
 
     @property
     def attempts(self) -> RedisAttempts:

@@ -9,7 +9,9 @@ The steps for one batch, in this order, are what make a killed worker harmless:
    provenance of duplicates (each step idempotent);
 4. only then commit: remove the turns from the buffer and advance the watermark, under the lease.
 
-A crash anywhere before 4 leaves the turns buffered; the retry upserts the same ids.
+A crash anywhere before 4 leaves the turns buffered; the retry upserts the same ids. Steps 3 and
+4 run inside :func:`memlane.forgetting.guarded_write`: a user forgotten after the lease was
+granted gets nothing written, and a write that was already under way is undone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from memlane.buffer import BufferedTurn, TurnBuffer
-from memlane.errors import LeaseLost, LLMBadOutput, MemlaneError, Retryable
+from memlane.errors import LeaseLost, LLMBadOutput, MemlaneError, Retryable, UserForgotten
+from memlane.forgetting import guarded_write
 from memlane.ids import batch_id as derive_batch_id
 from memlane.lease import Leases
 from memlane.llm.embeddings import Embedder, embed_missing
@@ -111,17 +114,32 @@ def _apply(ports: ConsolidationPorts, user_id: str, plan: ExtractionPlan) -> Non
     apply_plan(ports.store, user_id, plan, ports.clock(), ports.embedder.embed_passages)
 
 
+def written_ids(plan: ExtractionPlan) -> list[str]:
+    """The memories a plan may create (supersession only updates what exists)."""
+    return [m.id for m in plan.memories] + [m.existing_id for m in plan.merge]
+
+
+def _run_hooks(plan: ExtractionPlan) -> None:
+    for hook in plan.after_commit:  # e.g. drop the cached extraction: it can never be reused
+        hook()
+
+
 def consolidate_batch(
     ports: ConsolidationPorts, user_id: str, token: str, entries: Sequence[BufferedTurn]
 ) -> int:
     """Store one batch and commit it. Returns the number of memories written."""
     batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
     plan = build_plan(ports, user_id, batch, entries)
-    _apply(ports, user_id, plan)
-    ports.buffer.commit(user_id, token, entries)
+    try:
+        with guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)):
+            _apply(ports, user_id, plan)
+            ports.buffer.commit(user_id, token, entries)
+    except UserForgotten:
+        ports.attempts.clear(batch)
+        _run_hooks(plan)  # nothing of a forgotten user may stay behind, its extraction neither
+        raise
     ports.attempts.clear(batch)
-    for hook in plan.after_commit:  # e.g. drop the cached extraction: it can never be reused
-        hook()
+    _run_hooks(plan)
     log.info(
         "batch_consolidated",
         user_id=user_id,
@@ -153,8 +171,7 @@ def consolidate_user(
     for _ in range(max_batches):
         if ports.stop_requested():
             break
-        if not ports.leases.renew(user_id, token):
-            raise LeaseLost(f"lease of user {user_id!r} is held by another worker")
+        ports.leases.check(user_id, token)
         entries = ports.buffer.read(user_id, batch_max_turns)
         if not entries:
             break
@@ -207,10 +224,14 @@ def replay_dead_letter(ports: ConsolidationPorts, letter: dict[str, Any], token:
     user_id = letter["user_id"]
     entries = ports.buffer.dead_letter_entries(letter)
     plan = build_plan(ports, user_id, letter["batch_id"], entries)
-    _apply(ports, user_id, plan)
+    try:
+        with guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)):
+            _apply(ports, user_id, plan)
+    except UserForgotten:
+        _run_hooks(plan)
+        raise
     ports.buffer.drop_dead_letter(letter["batch_id"])
-    for hook in plan.after_commit:
-        hook()
+    _run_hooks(plan)
     log.info(
         "dead_letter_replayed",
         user_id=user_id,

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from memlane.config import MaintenanceSettings
-from memlane.errors import LeaseLost, LLMBadOutput
+from memlane.errors import LLMBadOutput
+from memlane.forgetting import WriteGuard, unguarded
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind
 from memlane.store.base import MemoryStore
@@ -74,9 +75,13 @@ def maintain_user(
     user_id: str,
     settings: MaintenanceSettings,
     options: SweepOptions | None = None,
-    still_leased: Callable[[], bool] = lambda: True,
+    guard: WriteGuard = unguarded,
 ) -> MaintenanceResult:
-    """Run the sweeps for one user (see the module docstring)."""
+    """Run the sweeps for one user (see the module docstring); the writes run inside ``guard``.
+
+    A lost lease raises :class:`LeaseLost` with nothing written; see
+    :func:`memlane.forgetting.guarded_write` for a user forgotten during the writes.
+    """
     store = ports.store
     opts = options or SweepOptions(dedup_threshold=settings.dedup_threshold)
     memories = list_all(store, user_id, MemoryFilter(kinds=SWEPT_KINDS))
@@ -92,16 +97,20 @@ def maintain_user(
     result.merged = plan.merged
     result.contradicted = len(plan.supersede) - plan.merged
     _optional_policies(memories, plan, settings, opts, now, result)
-    if plan.changes and not still_leased():
-        raise LeaseLost(f"lease of user {user_id!r} lost before maintenance wrote anything")
+    if plan.changes:
+        with guard([m.id for m in (*plan.keep, *plan.archive)]):
+            _write(store, user_id, plan)
+    log.info("user_maintained", user_id=user_id, **_counts(result))
+    return result
+
+
+def _write(store: MemoryStore, user_id: str, plan: SweepPlan) -> None:
     if plan.keep:
         store.upsert(plan.keep)
     for old_id, new_id, valid_to in plan.supersede:
         store.supersede(user_id, [old_id], new_id, valid_to)
     if plan.archive:
         store.upsert(plan.archive)
-    log.info("user_maintained", user_id=user_id, **_counts(result))
-    return result
 
 
 def _counts(result: MaintenanceResult) -> dict[str, int]:

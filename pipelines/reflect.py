@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
-from memlane.errors import LeaseLost
+from memlane.forgetting import WriteGuard, unguarded
 from memlane.llm.chat import Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
@@ -121,12 +121,13 @@ def reflect_user(
     ports: ReflectionPorts,
     user_id: str,
     options: ReflectOptions | None = None,
-    still_leased: Callable[[], bool] = lambda: True,
+    guard: WriteGuard = unguarded,
 ) -> ReflectionResult:
     """Reflect the user's unreflected observations into insights (see the module docstring).
 
-    ``still_leased`` is checked right before the writes; a lost lease raises :class:`LeaseLost`
-    with nothing written.
+    The writes run inside ``guard`` (the lease's :func:`memlane.forgetting.guarded_write`): a
+    lost lease raises :class:`LeaseLost` with nothing written, and a user forgotten meanwhile
+    gets what was written undone.
     """
     opts = options or ReflectOptions()
     insights = list_all(ports.store, user_id, MemoryFilter(kinds=(MemoryKind.INSIGHT,)))
@@ -148,9 +149,8 @@ def reflect_user(
         user_id, states, by_id, processed, assigned, ports.clock(), _metadata(ports, todo)
     )
     embed_missing(ports.embedder, plan.insights)
-    if not still_leased():
-        raise LeaseLost(f"lease of user {user_id!r} lost before reflection wrote anything")
-    _write(ports, user_id, plan, result)
+    with guard([m.id for m in (*plan.insights, *plan.observations)]):
+        _write(ports, user_id, plan, result)
     if ports.counter is not None:
         ports.counter.settle(user_id, result.observations, result.remaining)
     log.info(

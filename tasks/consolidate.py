@@ -10,8 +10,10 @@ from celery.app.task import Task
 
 from memlane.backoff import backoff_delay
 from memlane.constants import QUEUE_CONSOLIDATE
-from memlane.errors import LeaseLost, Retryable
+from memlane.errors import BufferUnavailable, LeaseLost, Retryable, UserForgotten
+from memlane.forgetting import sweep_due
 from memlane.logging import get_logger
+from memlane.services import Services
 from pipelines.consolidate import consolidate_user, replay_dead_letter
 from pipelines.dispatch import dispatch_ready
 from tasks import runtime, schedule
@@ -22,17 +24,21 @@ MAX_RETRIES = 12
 
 @shared_task(bind=True, name="memlane.consolidate", max_retries=MAX_RETRIES)
 def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
-    """Consolidate one user's buffered turns under the lease ``token``."""
+    """Consolidate one user's buffered turns under the lease ``token`` (kept alive meanwhile)."""
     svc = runtime.services()
     cfg = svc.settings.batching
     try:
-        result = consolidate_user(
-            runtime.consolidation_ports(svc),
-            user_id,
-            token,
-            cfg.batch_max_turns,
-            cfg.max_attempts,
-        )
+        with svc.leases.heartbeat(user_id, token):
+            result = consolidate_user(
+                runtime.consolidation_ports(svc),
+                user_id,
+                token,
+                cfg.batch_max_turns,
+                cfg.max_attempts,
+            )
+    except UserForgotten:
+        log.warning("user_forgotten_during_task")  # no user id: the user asked to be forgotten
+        return {"lease_lost": True, "forgotten": True}
     except LeaseLost:
         log.warning("lease_lost", user_id=user_id)
         return {"lease_lost": True}
@@ -43,6 +49,7 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
             raise
         delay = backoff_delay(retries, cfg.backoff_base_s, cfg.backoff_max_s)
         log.warning("consolidate_retry", user_id=user_id, error=str(e), delay_s=round(delay, 2))
+        _hold(svc, user_id, token)
         raise self.retry(exc=e, countdown=delay) from e
     svc.leases.release(user_id, token)
     try:  # the count only triggers reflection; a lost increment waits for the next batch
@@ -52,15 +59,28 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
     return dataclasses.asdict(result)
 
 
+def _hold(svc: Services, user_id: str, token: str) -> None:
+    """Keep the user for the retry: the heartbeat stopped, and the running TTL is short."""
+    try:
+        svc.leases.hold_for_retry(user_id, token)
+    except BufferUnavailable as e:  # the lease lapses; dispatch hands the user out again
+        log.warning("lease_hold_failed", user_id=user_id, error=str(e))
+
+
 @shared_task(name="memlane.dispatch", ignore_result=True)
 def dispatch() -> list[str]:
-    """Beat entry: lease and enqueue every user whose turns are ready."""
+    """Beat entry: lease and enqueue every user whose turns are ready; sweep forgotten users."""
     svc = runtime.services()
 
     def enqueue(user_id: str, token: str) -> None:
         consolidate.apply_async((user_id, token), queue=QUEUE_CONSOLIDATE)
 
-    return dispatch_ready(svc.buffer, svc.leases, svc.settings.batching, enqueue)
+    sent = dispatch_ready(svc.buffer, svc.leases, svc.settings.batching, enqueue)
+    try:  # rare: only after forgetting a user while a write of theirs was under way
+        sweep_due(svc.leases, lambda: svc.store)
+    except Retryable as e:
+        log.warning("forget_sweep_failed", error=str(e))
+    return sent
 
 
 @shared_task(bind=True, name="memlane.replay", max_retries=MAX_RETRIES)
@@ -75,7 +95,10 @@ def replay(self: Task, batch_id: str) -> int:
     if token is None:
         raise self.retry(countdown=2)
     try:
-        return replay_dead_letter(runtime.consolidation_ports(svc), letters[batch_id], token)
+        with svc.leases.heartbeat(user_id, token):
+            return replay_dead_letter(runtime.consolidation_ports(svc), letters[batch_id], token)
+    except UserForgotten:
+        return 0
     except Retryable as e:
         raise self.retry(exc=e, countdown=backoff_delay(self.request.retries, 1, 60)) from e
     finally:

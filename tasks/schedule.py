@@ -20,6 +20,7 @@ from celery.app.task import Task
 from memlane.backoff import backoff_delay
 from memlane.constants import QUEUE_MAINTENANCE, QUEUE_REFLECT
 from memlane.errors import LeaseLost, LLMBadOutput, Retryable
+from memlane.forgetting import WriteGuard, guarded_write
 from memlane.llm.chat import ChatModel
 from memlane.logging import get_logger
 from memlane.services import Services
@@ -96,6 +97,11 @@ def note_observations(svc: Services, user_id: str, observations: int) -> bool:
     return True
 
 
+def write_guard(svc: Services, user_id: str, token: str) -> WriteGuard:
+    """Store writes under this lease: refused, or undone, if the user is forgotten meanwhile."""
+    return lambda ids: guarded_write(svc.leases, svc.store, user_id, token, ids)
+
+
 def _done(svc: Services, task: Task, result: dict[str, Any]) -> dict[str, Any]:
     """Leave the result where ``memlane reflect --wait`` looks (there is no result backend)."""
     if task.request.id:
@@ -121,12 +127,10 @@ def reflect(self: Task, user_id: str) -> dict[str, Any]:
         raise self.retry(countdown=_retry_delay(svc, self.request.retries))
     try:
         options = ReflectOptions(max_llm_calls=svc.settings.reflection.max_llm_calls)
-        result = reflect_user(
-            reflection_ports(svc),
-            user_id,
-            options,
-            still_leased=lambda: svc.leases.renew(user_id, token),
-        )
+        with svc.leases.heartbeat(user_id, token):
+            result = reflect_user(
+                reflection_ports(svc), user_id, options, guard=write_guard(svc, user_id, token)
+            )
     except LeaseLost:
         log.warning("lease_lost", user_id=user_id)
         return _done(svc, self, {"lease_lost": True})
@@ -196,12 +200,13 @@ def maintain(self: Task, user_id: str | None = None) -> dict[str, Any]:
     if token is None:
         raise self.retry(countdown=_retry_delay(svc, self.request.retries))
     try:
-        result = maintain_user(
-            maintenance_ports(svc),
-            user_id,
-            svc.settings.maintenance,
-            still_leased=lambda: svc.leases.renew(user_id, token),
-        )
+        with svc.leases.heartbeat(user_id, token):
+            result = maintain_user(
+                maintenance_ports(svc),
+                user_id,
+                svc.settings.maintenance,
+                guard=write_guard(svc, user_id, token),
+            )
     except LeaseLost:
         log.warning("lease_lost", user_id=user_id)
         return _done(svc, self, {"lease_lost": True})

@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     ret.add_argument("query")
     ret.add_argument("--top-k", type=int, default=5)
     ret.add_argument("--pending", action="store_true")
+    sub.add_parser(
+        "migrate-index",
+        help="copy the Elasticsearch index into the current index version (stop workers first)",
+    )
     chat = sub.add_parser("chat", help="chat with memory (interactive REPL)")
     chat.add_argument("--user", required=True)
     return p
@@ -87,6 +91,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _run_process(args, settings)
     if cmd in {"reflect", "maintain"}:
         return _lifecycle(settings, cmd, args.user_id, args.wait, args.timeout)
+    if cmd == "migrate-index":
+        return _migrate_index(settings)
     if cmd == "chat":
         from worker.chat_repl import run_repl
 
@@ -182,6 +188,31 @@ def _replay(settings: Settings, batch: str | None, timeout: float) -> int:
             time.sleep(0.2)
         print(f"{len(left)} batches still dead-lettered after {timeout:.0f} s", file=sys.stderr)
         return 1
+
+
+def _migrate_index(settings: Settings) -> int:
+    """Copy the memories into ``<alias>-v<ES_INDEX_VERSION>`` and move the alias there."""
+    from memlane.config import StoreBackend
+    from memlane.constants import ES_INDEX_VERSION
+    from memlane.store.elasticsearch import ElasticsearchStore
+    from memlane.store.es_mapping import index_name
+
+    if settings.store.backend != StoreBackend.ELASTICSEARCH:
+        print("the store is not Elasticsearch: nothing to migrate")
+        return 0
+    store = ElasticsearchStore(settings)  # not via Services: that would refuse the old index
+    try:
+        old = store.current_index()
+        new = index_name(store.alias, ES_INDEX_VERSION)
+        if old == new:
+            print(f"{store.alias} already points at {new}: nothing to migrate")
+            return 0
+        copied = store.migrate(ES_INDEX_VERSION)
+    finally:
+        store.close()
+    print(f"copied {copied} memories from {old} into {new}; {store.alias} now points at {new}")
+    print(f"{old} was kept: delete it once you are satisfied")
+    return 0
 
 
 def _lifecycle(

@@ -2,8 +2,10 @@
 
 - An alias (``settings.store.es_index``) points at a versioned index ``<alias>-v<N>``;
   :meth:`ElasticsearchStore.migrate` copies into a new version and swaps the alias atomically.
-- The mapping is strict and ``_routing`` is required: every request routes by ``user_id``, and
-  every query is filtered by it (:func:`memlane.store.es_mapping.build_filters`).
+- The mapping is strict and ``_routing`` is required: every request routes by a digest of
+  ``user_id`` (:func:`memlane.store.es_mapping.routing`; a raw id with a comma would be split
+  into two routing values), and every query is filtered by the user id itself
+  (:func:`memlane.store.es_mapping.build_filters`).
 - A document's ``_id`` is a hash of ``(user_id, id)``, so two users' equal memory ids never
   collide; the plain id lives in the ``id`` field.
 - Hybrid search sends kNN and BM25 in one ``_msearch`` and fuses them in the application with
@@ -85,9 +87,16 @@ class ElasticsearchStore:
     # -- schema -------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create ``<alias>-v<N>`` and the alias if the alias is missing; safe to repeat."""
+        """Create ``<alias>-v<N>`` and the alias if the alias is missing; safe to repeat.
+
+        An existing alias on an older index version is refused (:class:`StoreError` naming
+        ``memlane migrate-index``) when that version's routing would lose documents: see
+        :meth:`check_version`. It is never migrated here, because every process calls this and
+        writes made during a copy would not reach the new index.
+        """
         with _errors("ensure_schema"):
             if self.client.indices.exists_alias(name=self.alias):
+                self.check_version()
                 return
             index = m.index_name(self.alias, ES_INDEX_VERSION)
             self._create_index(index, aliases={self.alias: {}})
@@ -110,6 +119,18 @@ class ElasticsearchStore:
             if e.error != "resource_already_exists_exception":
                 raise
 
+    def check_version(self) -> None:
+        """Refuse an older index whose routing would miss documents (see ``outdated_index``)."""
+        index = self.current_index()
+        if (m.index_version(index, self.alias) or 0) >= ES_INDEX_VERSION:
+            return
+        with _errors("check_version"):
+            found = self.client.indices.get_settings(index=index, name="index.number_of_shards")
+        shards = int(found[index]["settings"]["index"]["number_of_shards"])
+        problem = m.outdated_index(index, self.alias, shards, ES_INDEX_VERSION)
+        if problem is not None:
+            raise StoreError(problem)
+
     def current_index(self) -> str:
         """The concrete index the alias points at."""
         with _errors("current_index"):
@@ -121,9 +142,10 @@ class ElasticsearchStore:
     def migrate(self, new_version: int) -> int:
         """Copy every memory into ``<alias>-v<new_version>`` and swap the alias atomically.
 
-        Documents are re-encoded with the current mapping's builders, so derived fields follow
-        code changes. Pause writers while this runs: writes to the old index during the copy
-        would not reach the new one. The old index is kept. Returns how many were copied.
+        Documents are re-encoded with the current mapping's builders and re-routed with the
+        current :func:`es_mapping.routing`, so derived fields and routing follow code changes.
+        Pause writers while this runs: writes to the old index during the copy would not reach
+        the new one. The old index is kept. Returns how many were copied.
         """
         old = self.current_index()
         new = m.index_name(self.alias, new_version)
@@ -164,7 +186,8 @@ class ElasticsearchStore:
     def _index_ops(self, memories: Sequence[Memory], index: str) -> list[list[Json]]:
         ops: list[list[Json]] = []
         for mem in memories:
-            meta = {"_index": index, "_id": m.doc_id(mem.user_id, mem.id), "routing": mem.user_id}
+            route = m.routing(mem.user_id)
+            meta = {"_index": index, "_id": m.doc_id(mem.user_id, mem.id), "routing": route}
             ops.append([{"index": meta}, m.to_source(mem)])
         return ops
 
@@ -214,8 +237,9 @@ class ElasticsearchStore:
             "updated_at": datetime.now(UTC).isoformat(),
         }
         ops: list[list[Json]] = []
+        route = m.routing(user)
         for mem_id in wanted:
-            meta = {"_index": self.alias, "_id": m.doc_id(user, mem_id), "routing": user}
+            meta = {"_index": self.alias, "_id": m.doc_id(user, mem_id), "routing": route}
             ops.append([{"update": meta}, {"doc": doc}])
         with _errors("supersede"):
             return self._bulk(ops, ok=frozenset({"document_missing_exception"}))
@@ -230,7 +254,8 @@ class ElasticsearchStore:
             return self._delete_docs(user, [m.doc_id(user, i) for i in wanted])
 
     def _delete_docs(self, user_id: str, doc_ids: Sequence[str], refresh: bool = True) -> int:
-        ops = [[{"delete": {"_index": self.alias, "_id": d, "routing": user_id}}] for d in doc_ids]
+        route = m.routing(user_id)
+        ops = [[{"delete": {"_index": self.alias, "_id": d, "routing": route}}] for d in doc_ids]
         return self._bulk(ops, refresh=refresh)
 
     def delete_user(self, user_id: str) -> int:
@@ -241,7 +266,7 @@ class ElasticsearchStore:
         with _errors("delete_user"):
             for _ in range(MAX_DELETE_ROUNDS):
                 found = 0
-                for hits in self._scan(self.alias, query, routing=user):
+                for hits in self._scan(self.alias, query, routing=m.routing(user)):
                     found += len(hits)
                     deleted += self._delete_docs(user, [h["_id"] for h in hits], refresh=False)
                 self.client.indices.refresh(index=self.alias)
@@ -286,7 +311,8 @@ class ElasticsearchStore:
         wanted = check_ids(ids)
         if not wanted:
             return []
-        docs = [{"_id": m.doc_id(user, i), "routing": user} for i in wanted]
+        route = m.routing(user)
+        docs = [{"_id": m.doc_id(user, i), "routing": route} for i in wanted]
         with _errors("get"):
             resp = self.client.mget(index=self.alias, docs=docs, source_excludes=m.DERIVED_FIELDS)
         found: dict[str, Memory] = {}
@@ -314,7 +340,7 @@ class ElasticsearchStore:
             bodies["bm25"] = text_body
         if not bodies:
             return []
-        header = {"index": self.alias, "routing": user}
+        header = {"index": self.alias, "routing": m.routing(user)}
         searches = [part for body in bodies.values() for part in (header, body)]
         with _errors("search"):
             resp = self.client.msearch(searches=searches)
@@ -342,7 +368,7 @@ class ElasticsearchStore:
         after = m.decode_cursor(cursor) if cursor is not None else None
         body = m.list_body(m.build_filters(user, filter), limit, after)
         with _errors("list"):
-            resp = self.client.search(index=self.alias, routing=user, body=body)
+            resp = self.client.search(index=self.alias, routing=m.routing(user), body=body)
         hits = resp["hits"]["hits"]
         memories = [m.from_source(h["_source"]) for h in hits[:limit]]
         more = m.page_has_more(len(hits), limit)
@@ -353,7 +379,8 @@ class ElasticsearchStore:
         user = self._user(user_id)
         query = m.filter_query(m.build_filters(user, filter))
         with _errors("count"):
-            return int(self.client.count(index=self.alias, routing=user, query=query)["count"])
+            resp = self.client.count(index=self.alias, routing=m.routing(user), query=query)
+        return int(resp["count"])
 
     def close(self) -> None:
         """Close the client's connections (only a client this store created)."""

@@ -93,6 +93,42 @@ def index_settings(shards: int, replicas: int, refresh_interval: str = "1s") -> 
     }
 
 
+def index_version(index: str, alias: str) -> int | None:
+    """The version ``N`` of an index named ``<alias>-v<N>``; None for any other name."""
+    prefix = f"{alias}-v"
+    suffix = index[len(prefix) :] if index.startswith(prefix) else ""
+    return int(suffix) if suffix.isdigit() else None
+
+
+def outdated_index(index: str, alias: str, shards: int, current: int) -> str | None:
+    """Why an index built by an older version cannot be used as it is; None if it can.
+
+    Version 1 routed by the raw user id; version 2 routes by :func:`routing`. On one primary
+    shard every routing value names the same shard, so a version-1 index keeps working; on
+    several, reads would miss documents, so the operator must migrate first.
+    """
+    version = index_version(index, alias)
+    if (version is not None and version >= current) or shards == 1:
+        return None
+    return (
+        f"index {index} (behind alias {alias}) has {shards} shards and was built by an older "
+        f"memlane (index version {version or 'unknown'}) that routed documents by the raw user "
+        f"id, so user ids with a comma would be missed. Stop the workers and run "
+        f"`memlane migrate-index` to copy it into {index_name(alias, current)}"
+    )
+
+
+def routing(user_id: str) -> str:
+    """The routing value of a user's documents and requests (index version 2 on).
+
+    Elasticsearch splits the ``routing`` of searches, counts and PITs on commas, so a user id
+    such as ``"p0,q0"`` used verbatim would search shards ``p0`` and ``q0`` but index on the
+    shard of ``"p0,q0"``. A hex digest has no separator. Routing only picks a shard (every
+    query is still filtered by ``user_id``), so 64 bits are plenty.
+    """
+    return hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
+
+
 def doc_id(user_id: str, memory_id: str) -> str:
     """The Elasticsearch ``_id`` of a memory: unique per ``(user_id, id)``.
 

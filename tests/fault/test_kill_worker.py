@@ -3,7 +3,8 @@
 Turns of 20 users are consolidated into Elasticsearch by a real prefork worker. Once some but not
 all are stored, the worker's process group gets SIGKILL. A fresh worker then finishes the job:
 every turn is stored exactly once (deterministic ids), the buffer is empty, nothing was
-dead-lettered. The dead worker's leases lapse after ``lease_ttl_s`` and beat re-dispatches.
+dead-lettered. The dead worker's leases lapse after ``running_lease_ttl_s`` (its heartbeat is
+gone) and beat re-dispatches.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ def test_sigkill_mid_batch_then_restart_consolidates_every_turn_once(
     """400 turns, worker group SIGKILLed part-way, restarted: store == turns, buffer empty."""
     settings = fault_settings(
         store={"backend": "elasticsearch", "es_url": es_url, "es_index": es_index},
-        batching={"batch_max_turns": 5, "lease_ttl_s": 5, "idle_s": 0.2},
+        batching={
+            "batch_max_turns": 5,
+            "lease_ttl_s": 5,
+            "running_lease_ttl_s": 5,
+            "idle_s": 0.2,
+        },
     )
     with Cluster(settings, tmp_path / "procs") as cluster, MemoryClient(settings) as client:
         expected: dict[str, set[str]] = {}

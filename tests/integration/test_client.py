@@ -6,6 +6,7 @@ without Celery; the queue itself is exercised in ``test_worker.py`` and ``tests/
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,8 @@ import redis
 
 from memlane.client import MemoryClient
 from memlane.config import Settings
-from memlane.errors import InvalidInput, LeaseLost
+from memlane.constants import TOMBSTONE_TTL_S
+from memlane.errors import InvalidInput, LeaseLost, UserForgotten
 from memlane.ids import raw_memory_id
 from memlane.models import MemoryKind
 from memlane.services import Services
@@ -324,17 +326,31 @@ def test_forget_user_removes_everything_of_that_user(
     assert store.count("kept") == 3
     assert client.forget_user("gone") == 0  # safe to re-run
     remaining = {k.decode() for k in redis_client.scan_iter(match=f"{key_prefix}:*")}
-    assert not [k for k in remaining if "gone" in k]
+    # Only the tombstone names the user (no content: a fencing token and a time), and expires.
+    assert [k for k in remaining if "gone" in k] == [keys.tombstone("gone")]
+    assert re.fullmatch(rb"\d+ \d+", redis_client.get(keys.tombstone("gone")) or b"")
+    assert 0 < redis_client.ttl(keys.tombstone("gone")) <= TOMBSTONE_TTL_S
 
 
-def test_forget_user_waits_for_the_lease(client: MemoryClient) -> None:
-    """forget_user never runs behind a consolidation that holds the lease."""
-    client.add_turns("busy", turns(1))
-    token = client.services.leases.acquire("busy")
+def test_forget_user_fences_off_the_lease_holder(client: MemoryClient) -> None:
+    """forget_user does not wait for a held lease: it takes it, and the old token is dead."""
+    client.add_turns("busy", turns(2))
+    svc = client.services
+    token = svc.leases.acquire("busy")
     assert token is not None
+    entries = svc.buffer.read("busy", 10)
+    assert client.forget_user("busy") == 0
+    assert client.pending("busy") == 0
+    assert svc.leases.holder("busy") is None  # released by forget
+    assert svc.leases.renew("busy", token) is False  # no retaking a lapsed lease either
+    with pytest.raises(UserForgotten):
+        svc.leases.check("busy", token)
+    with pytest.raises(UserForgotten):
+        svc.leases.guard("busy", token, ["m1"])
     with pytest.raises(LeaseLost):
-        client.forget_user("busy", timeout=0.3)
-    assert client.pending("busy") == 1
+        svc.buffer.commit("busy", token, entries)
+    later = svc.leases.acquire("busy")  # a grant after the forget is a fresh start
+    assert later is not None and svc.leases.renew("busy", later) is True
 
 
 def test_flush_without_wait_marks_the_user_ready(

@@ -16,6 +16,7 @@ from memlane.errors import Retryable, StoreUnavailable
 from memlane.models import MemoryFilter
 from memlane.store import SearchQuery
 from memlane.store.elasticsearch import ElasticsearchStore
+from memlane.store.es_mapping import routing
 from tests.contract.factories import make_memory, vector
 
 pytestmark = pytest.mark.elasticsearch
@@ -114,7 +115,7 @@ def test_same_memory_id_of_two_users_is_two_documents(
     store.upsert([make_memory("theirs", user_id="b", mem_id="m1")])
     hits = admin.search(index=alias, query={"term": {"id": "m1"}})["hits"]["hits"]
     assert len({h["_id"] for h in hits}) == 2
-    assert {h["_routing"] for h in hits} == {"a", "b"}
+    assert {h["_routing"] for h in hits} == {routing("a"), routing("b")}
 
 
 def test_search_is_one_msearch_with_both_components(make_store: StoreFactory, es_url: str) -> None:

@@ -3,7 +3,9 @@
 ``TcpProxy(target_host, target_port).start()`` listens on an ephemeral 127.0.0.1 port and pipes
 every connection to the target. :meth:`TcpProxy.cut` closes the listener and every open
 connection (clients see resets and refused connections); :meth:`TcpProxy.restore` listens again
-on the same port. Threads only; no asyncio loop to manage from synchronous tests.
+on the same port. :meth:`TcpProxy.hold` keeps a request from reaching the target while the
+client waits for it (a write "in flight"), :meth:`TcpProxy.release` lets it through, even if
+the client has died meanwhile. Threads only; no asyncio loop to manage from synchronous tests.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.connections = 0
+        self._hold_marker: bytes | None = None
+        self._released = threading.Event()
+        self._released.set()
+        self.held = 0  # requests held so far
 
     @classmethod
     def for_url(cls, url: str) -> TcpProxy:
@@ -67,18 +73,50 @@ class TcpProxy:
                     return
                 self._sockets.update((client, upstream))
                 self.connections += 1
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, outbound: bool = False) -> None:
+        held = False
         try:
             while data := src.recv(65536):
+                if outbound and self._must_hold(data):
+                    held = True
+                    self._released.wait()
                 dst.sendall(data)
+            if held:
+                # The client is gone but its request went through: let the target finish it
+                # (a full close could abort it); the other direction closes both afterwards.
+                dst.shutdown(socket.SHUT_WR)
+                return
         except OSError:
             pass
-        finally:
-            for s in (src, dst):
-                self._close(s)
+        for s in (src, dst):
+            self._close(s)
+
+    def _must_hold(self, data: bytes) -> bool:
+        with self._lock:
+            marker = self._hold_marker
+            if self._released.is_set() or (marker is not None and marker not in data):
+                return False
+            self.held += 1
+            return True
+
+    def hold(self, marker: bytes | None = None) -> None:
+        """Keep client data from the target: every chunk, or those containing ``marker``.
+
+        A held chunk (say the start of ``POST /_bulk``) and everything after it on the same
+        connection wait until :meth:`release`; other connections flow.
+        """
+        with self._lock:
+            self._hold_marker = marker
+            self._released.clear()
+
+    def release(self) -> None:
+        """Forward what was held, and stop holding."""
+        with self._lock:
+            self._hold_marker = None
+            self._released.set()
 
     def _close(self, sock: socket.socket) -> None:
         with self._lock:
@@ -106,5 +144,6 @@ class TcpProxy:
         self.start()
 
     def stop(self) -> None:
-        """Cut for good."""
+        """Cut for good (held data is dropped)."""
         self.cut()
+        self._released.set()

@@ -191,3 +191,21 @@ def test_sizes_stay_inside_the_result_window() -> None:
     body = m.bm25_body("guitar", [], 50_000)
     assert body is not None
     assert body["size"] == m.MAX_RESULT_WINDOW
+
+
+def test_routing_is_a_digest_without_separators() -> None:
+    """Routing values are 16 hex characters, stable per user id, so commas never reach ES."""
+    assert m.routing("p0,q0") == m.routing("p0,q0") != m.routing("p0")
+    assert all(
+        len(m.routing(u)) == 16 and set(m.routing(u)) <= set("0123456789abcdef")
+        for u in ("p0,q0", ",", "用户,1", "_all", "a b")
+    )
+
+
+def test_index_version_reads_the_suffix_of_our_names_only() -> None:
+    """``<alias>-v<N>`` gives N; other names (or other aliases) give None."""
+    assert m.index_version("mem-v2", "mem") == 2
+    assert m.index_version("mem-v12", "mem") == 12
+    assert m.index_version("mem-vx", "mem") is None
+    assert m.index_version("other-v2", "mem") is None
+    assert m.index_version("mem-v-1", "mem") is None
