@@ -32,6 +32,7 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
             token,
             cfg.batch_max_turns,
             cfg.max_attempts,
+            batch_max_chars=cfg.batch_max_chars,
         )
     except LeaseLost:
         log.warning("lease_lost", user_id=user_id)
