@@ -19,6 +19,7 @@ again turn by turn, and only the turns that still fail are dead-lettered, each w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,6 +158,7 @@ def consolidate_user(
     max_attempts: int,
     max_batches: int = 100,
     batch_max_chars: int | None = None,
+    time_budget_s: float | None = None,
 ) -> ConsolidationResult:
     """Consolidate the user's buffered turns batch by batch while holding the lease.
 
@@ -166,9 +168,17 @@ def consolidate_user(
     ``max_attempts`` times (e.g. it keeps killing its worker), is consolidated turn by turn
     (:func:`_one_by_one`); only the turns that still fail are dead-lettered, with their turns
     kept, and the next batch goes on.
+
+    After the first batch, no new batch starts once ``time_budget_s`` has passed: the rest stays
+    buffered for the next dispatch, so one run stays within the worker's time limit however
+    much is buffered.
     """
     result = ConsolidationResult()
-    for _ in range(max_batches):
+    started = time.monotonic()
+    for n in range(max_batches):
+        if n and time_budget_s is not None and time.monotonic() - started >= time_budget_s:
+            log.info("consolidation_paused", user_id=user_id, batches=result.batches)
+            break
         if not ports.leases.renew(user_id, token):
             raise LeaseLost(f"lease of user {user_id!r} is held by another worker")
         entries = take_batch(ports.buffer.read(user_id, batch_max_turns), batch_max_chars)

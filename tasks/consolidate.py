@@ -33,6 +33,8 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
             cfg.batch_max_turns,
             cfg.max_attempts,
             batch_max_chars=cfg.batch_max_chars,
+            # Half the soft limit: the batch under way when the budget runs out must still fit.
+            time_budget_s=svc.settings.worker.soft_time_limit_s / 2,
         )
     except LeaseLost:
         log.warning("lease_lost", user_id=user_id)
