@@ -18,7 +18,7 @@ from memlane.ranking import RetrievedMemory
 from memlane.retrieval import retrieve
 from memlane.services import Services
 from memlane.usage import UsageRecorder
-from memlane.validation import validate_turns, validate_user_id
+from memlane.validation import validate_retrieve, validate_turns, validate_user_id
 
 log = get_logger(__name__)
 
@@ -65,13 +65,25 @@ class MemoryClient:
     def flush(self, user_id: str, wait: bool = True, timeout: float = 30.0) -> bool:
         """Ask for the user's turns to be consolidated now; optionally wait until they are.
 
-        Returns True when nothing is pending any more (False on timeout). Needs running workers
-        and beat (``memlane up``).
+        Returns True only when every turn of the user is stored: none is buffered and none is
+        parked in the dead-letter list. Returns False on timeout, and also when some of the
+        user's turns were dead-lettered (during the wait or before): ``memlane stats`` shows
+        them with their reasons and ``memlane replay`` retries them. Needs running workers and
+        beat (``memlane up``).
         """
         uid = self._uid(user_id)
         self.services.buffer.request_flush(uid)
-        if not wait:
-            return self.pending(uid) == 0
+        if wait and not self._wait_consolidated(uid, timeout):
+            return False
+        if self.pending(uid) != 0:
+            return False
+        parked = self.services.buffer.dead_letters(uid)
+        if parked:
+            turns = sum(len(d["entries"]) for d in parked)
+            log.warning("flush_found_dead_letters", dead_letters=len(parked), turns=turns)
+        return not parked
+
+    def _wait_consolidated(self, uid: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pending(uid) == 0 and self.services.leases.holder(uid) is None:
@@ -118,23 +130,41 @@ class MemoryClient:
         user_id: str,
         query: str,
         top_k: int | None = None,
-        kinds: Sequence[MemoryKind | str] | None = None,
+        kinds: Sequence[MemoryKind | str] | MemoryKind | str | None = None,
         time_range: tuple[datetime | None, datetime | None] | None = None,
         now: datetime | None = None,
         include_pending: bool = False,
         rerank: bool | None = None,
     ) -> list[RetrievedMemory]:
-        """The user's memories most relevant to ``query``, best first, each with why."""
+        """The user's memories most relevant to ``query``, best first, each with why.
+
+        ``query`` is non-blank text of at most ``retrieval.max_query_chars`` characters;
+        ``top_k`` 1..1000 (None: ``retrieval.top_k``); ``kinds`` one kind or a list;
+        ``time_range`` ``(start, end)`` with start before end (naive times take the configured
+        timezone). Raises :class:`~memlane.errors.InvalidInput` naming the bad parameter.
+        """
+        uid = self._uid(user_id)
+        p = validate_retrieve(
+            query,
+            top_k,
+            kinds,
+            time_range,
+            now,
+            include_pending,
+            rerank,
+            self.settings.retrieval,
+            self.settings.tz,
+        )
         return retrieve(
             self.services,
-            self._uid(user_id),
-            query,
-            top_k=top_k or self.settings.retrieval.top_k,
-            kinds=kinds,
-            time_range=time_range,
-            now=now,
-            include_pending=include_pending,
-            rerank=rerank,
+            uid,
+            p.query,
+            top_k=p.top_k,
+            kinds=p.kinds,
+            time_range=p.time_range,
+            now=p.now,
+            include_pending=p.include_pending,
+            rerank=p.rerank,
         )
 
     def import_memories(

@@ -157,6 +157,9 @@ class BatchingSettings(_Frozen):
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(60.0, gt=0)
     extraction_cache_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    # A batch takes turns until their text reaches this many characters (always at least one
+    # turn), so a batch of maximum-size turns costs about what a batch of chat lines does.
+    batch_max_chars: int = Field(16_000, ge=1)
 
 
 class RetrievalSettings(_Frozen):
@@ -177,6 +180,11 @@ class RetrievalSettings(_Frozen):
     time_filter: bool = False
     mmr_lambda: float | None = Field(None, ge=0, le=1)
     mmr_duplicate_threshold: float = Field(0.97, gt=0, le=1)
+    # A longer query is refused (InvalidInput); the embedder sees at most limits.max_embed_chars.
+    max_query_chars: int = Field(16_000, ge=1)
+    # include_pending embeds the newest buffered turns until this many characters (each turn
+    # counted as the embedder sees it, after the max_embed_chars cut): bounds a query's cost.
+    pending_max_chars: int = Field(4_000, ge=1)
 
 
 class ReflectionSettings(_Frozen):
@@ -209,14 +217,43 @@ class WorkerSettings(_Frozen):
     visibility_timeout_s: int = Field(3600, ge=60)
 
 
+# What memlane adds to a user's text and metadata on the way to the store, so that whatever
+# add_turns accepts is always storable. A raw memory is "{name}: {content}" plus metadata key
+# "role"; observations carry prompt_version/model/about; reflection tags reflected and
+# insight_subject; sweeps add merged/archived; insights carry prompt_version, model and up to 40
+# evidence ids (about 1.5 KB). The reserves cover all of them whatever the input limits are.
+NAME_SEPARATOR = ": "
+RESERVED_METADATA_KEYS = 8
+RESERVED_METADATA_BYTES = 2048
+
+
 class LimitSettings(_Frozen):
-    """Input limits enforced by validation."""
+    """Input limits enforced by validation; :meth:`for_store` derives what a store accepts."""
 
     max_content_chars: int = Field(16_000, ge=1)
+    max_name_chars: int = Field(128, ge=1, le=512)
     max_turns_per_call: int = Field(1000, ge=1)
     max_metadata_bytes: int = Field(2048, ge=2)
     max_metadata_keys: int = Field(32, ge=1)
     user_id_max_len: int = Field(128, ge=1, le=512)
+    # The embedder sees at most this many characters of a text (the whole text is stored). The
+    # local model also stops at its 512-token window; this bounds remote embedders and the cost.
+    max_embed_chars: int = Field(2_000, ge=1)
+
+    def for_store(self) -> LimitSettings:
+        """The limits a store enforces: the input limits plus room for what memlane adds.
+
+        The one place where the two sets of limits are related (see the reserves above).
+        """
+        return self.model_copy(
+            update={
+                "max_content_chars": self.max_content_chars
+                + self.max_name_chars
+                + len(NAME_SEPARATOR),
+                "max_metadata_keys": self.max_metadata_keys + RESERVED_METADATA_KEYS,
+                "max_metadata_bytes": self.max_metadata_bytes + RESERVED_METADATA_BYTES,
+            }
+        )
 
 
 class LogSettings(_Frozen):

@@ -6,15 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from memlane.buffer import BufferedTurn
+from memlane.config import NAME_SEPARATOR
 from memlane.ids import raw_memory_id
 from memlane.models import Memory, MemoryKind, Role
 from memlane.textproc import detect_language
 
 
 def raw_content(entry: BufferedTurn) -> str:
-    """The stored text of a turn: the speaker's name first when one was given."""
+    """The stored text of a turn: the speaker's name first when one was given.
+
+    ``LimitSettings.for_store`` leaves room for the name and separator added here.
+    """
     turn = entry.turn
-    return f"{turn.name}: {turn.content}" if turn.name else turn.content
+    return f"{turn.name}{NAME_SEPARATOR}{turn.content}" if turn.name else turn.content
 
 
 def raw_memories(

@@ -1,7 +1,10 @@
 """Retrieval: time parsing, hybrid search, pending turns, boosts, rerank and MMR.
 
 The I/O (store, buffer, embedder, reranker) happens here; the scoring is in
-:mod:`memlane.ranking`, which is pure.
+:mod:`memlane.ranking`, which is pure. Parameters arrive validated
+(:func:`memlane.validation.validate_retrieve`). The work per call is bounded: the embedder sees
+at most ``limits.max_embed_chars`` of the query, and ``include_pending`` embeds the newest
+buffered turns only up to ``retrieval.pending_max_chars``, in one batch.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from memlane.buffer import BufferedTurn
 from memlane.models import Memory, MemoryFilter, MemoryKind, SearchHit, TimeField, TimeWindow
 from memlane.ranking import Explanation, RetrievedMemory, is_profile_query, memory_time, mmr, rank
-from memlane.raw import raw_memories
+from memlane.raw import raw_content, raw_memories
 from memlane.store.base import SearchQuery
 from memlane.store.fusion import fuse_rankings
 from memlane.textproc import tokenize
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
 Window = tuple[datetime | None, datetime | None]
 PENDING_SCAN = 200
 PENDING_MIN_COSINE = 0.85  # e5 cosines of unrelated short texts sit around 0.75-0.82
+# Time expressions are looked for in the query's first characters only: the parser's cost grows
+# with the square of the number of CJK time words (a 16,000-character query of 昨天 took 1.8 s).
+TIME_PARSE_CHARS = 2_000
 
 WEEKDAYS = {
     "zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
@@ -38,19 +45,19 @@ def retrieve(
     user_id: str,
     query: str,
     top_k: int,
-    kinds: Sequence[MemoryKind | str] | None = None,
+    kinds: Sequence[MemoryKind] | None = None,
     time_range: Window | None = None,
     now: datetime | None = None,
     include_pending: bool = False,
     rerank: bool | None = None,
 ) -> list[RetrievedMemory]:
-    """The user's memories most relevant to ``query``, best first."""
+    """The user's memories most relevant to ``query``, best first (parameters validated)."""
     cfg = services.settings.retrieval
     moment = now or datetime.now(services.settings.tz)
     window = time_range or _parse_window(query, moment)
     vector = services.embedder.embed_query(query)
     flt = MemoryFilter(
-        kinds=tuple(MemoryKind(k) for k in kinds) if kinds else None,
+        kinds=tuple(kinds) if kinds else None,
         time=TimeWindow(window[0], window[1], TimeField.EVENT_TIME)
         if window and (cfg.time_filter or time_range)
         else None,
@@ -82,7 +89,7 @@ def retrieve(
 
 
 def _parse_window(query: str, now: datetime) -> Window | None:
-    found = parse_time_range(query, now)
+    found = parse_time_range(query[:TIME_PARSE_CHARS], now)
     return (found.start, found.end) if found else None
 
 
@@ -98,7 +105,12 @@ def _pending_hits(
     A pending turn must share a token with the query or be clearly similar to it, so a burst of
     unrelated chatter never crowds out stored memories.
     """
-    entries = services.buffer.read(user_id, PENDING_SCAN)
+    settings = services.settings
+    entries = newest_within(
+        services.buffer.read(user_id, PENDING_SCAN),
+        settings.retrieval.pending_max_chars,
+        settings.limits.max_embed_chars,
+    )
     if not entries:
         return []
     memories = raw_memories(user_id, "pending", entries, datetime.now(services.settings.tz))
@@ -123,6 +135,25 @@ def _pending_hits(
         memories[i].embedding = vecs[i].tolist()
         hits.append(SearchHit(memories[i], score, cos_rank.get(i), lex_rank.get(i), float(cos[i])))
     return hits
+
+
+def newest_within(
+    entries: Sequence[BufferedTurn], budget_chars: int, max_embed_chars: int
+) -> list[BufferedTurn]:
+    """The newest entries whose embedded text fits ``budget_chars`` (at least the newest one).
+
+    Each turn counts as the embedder sees it: its stored text cut to ``max_embed_chars``.
+    Returned oldest first, like the buffer.
+    """
+    kept: list[BufferedTurn] = []
+    used = 0
+    for entry in reversed(entries):
+        size = min(len(raw_content(entry)), max_embed_chars)
+        if kept and used + size > budget_chars:
+            break
+        kept.append(entry)
+        used += size
+    return kept[::-1]
 
 
 def _rerank(

@@ -90,7 +90,10 @@ class Services:
     @property
     def embedder(self) -> CachingEmbedder:
         """The embedder (local model or remote endpoint)."""
-        return self._lazy("embedder", lambda: build_embedder(self.settings.embedding))  # type: ignore[no-any-return]
+        return self._lazy(  # type: ignore[no-any-return]
+            "embedder",
+            lambda: build_embedder(self.settings.embedding, self.settings.limits.max_embed_chars),
+        )
 
     def close(self) -> None:
         """Close what this bundle created (not what was passed in)."""

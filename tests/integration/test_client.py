@@ -254,25 +254,27 @@ def test_consolidation_needs_the_lease(client: MemoryClient, store: SqliteStore)
 def test_a_batch_started_too_often_is_dead_lettered_and_replayed(
     client: MemoryClient, store: SqliteStore
 ) -> None:
-    """After max_attempts starts (crashes) the batch is parked with its turns, then replayed."""
+    """Past max_attempts a batch goes turn by turn; only a turn that also crashed is parked."""
     client.add_turns("u", turns(6))
     svc = client.services
     entries = svc.buffer.read("u", 4)
     from memlane.ids import batch_id
 
     first = batch_id("u", entries[0].entry_id, entries[-1].entry_id)
+    alone = batch_id("u", entries[1].entry_id, entries[1].entry_id)
     for _ in range(client.settings.batching.max_attempts):
-        svc.attempts.incr(first)  # three earlier starts that never finished
+        svc.attempts.incr(first)  # earlier starts of the batch that never finished ...
+        svc.attempts.incr(alone)  # ... and of its second turn on its own
     result = consolidate(client, store, "u")
-    assert result.dead_lettered == [first]
-    assert (result.turns, result.memories) == (2, 2)  # the next batch went on
+    assert result.dead_lettered == [alone]
+    assert (result.turns, result.memories) == (5, 5)  # its batch-mates and the next batch
     assert client.pending("u") == 0
     [letter] = svc.buffer.dead_letters("u")
     assert letter["reason"] == "too many attempts"
-    assert len(letter["entries"]) == 4
+    assert [e[0] for e in letter["entries"]] == [entries[1].entry_id]
     token = svc.leases.acquire("u")
     assert token is not None
-    assert replay_dead_letter(ports_of(svc, store), letter, token) == 4
+    assert replay_dead_letter(ports_of(svc, store), letter, token) == 1
     svc.leases.release("u", token)
     assert svc.buffer.dead_letters() == []
     assert store.count("u") == 6
@@ -281,16 +283,20 @@ def test_a_batch_started_too_often_is_dead_lettered_and_replayed(
 def test_a_store_that_refuses_the_batch_dead_letters_it(
     client: MemoryClient, settings: Settings, tmp_path: Any
 ) -> None:
-    """A non-retryable store error (vectors of the wrong size) parks the batch, turns kept."""
+    """A non-retryable store error (wrong vector size) parks each turn alone, turns kept."""
     narrow = SqliteStore(tmp_path / "narrow.sqlite3", dims=8, limits=settings.limits)
     narrow.ensure_schema()
     try:
-        client.add_turns("u", turns(3))
+        ids = client.add_turns("u", turns(3))
         result = consolidate(client, narrow, "u")
-        assert len(result.dead_lettered) == 1
+        assert len(result.dead_lettered) == 3
         assert result.memories == 0
-        [letter] = client.services.buffer.dead_letters("u")
-        assert letter["reason"].startswith("InvalidInput")
+        letters = client.services.buffer.dead_letters("u")
+        assert all(d["reason"].startswith("InvalidInput") for d in letters)
+        parked = [
+            e.turn.turn_id for d in letters for e in client.services.buffer.dead_letter_entries(d)
+        ]
+        assert sorted(parked) == sorted(ids)
         assert narrow.count("u") == 0
         assert client.pending("u") == 0
         assert client.watermark("u") is None

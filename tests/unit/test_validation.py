@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from memlane.config import LimitSettings
+from memlane.config import LimitSettings, RetrievalSettings
 from memlane.errors import InvalidInput
-from memlane.models import Role
-from memlane.validation import validate_turns
+from memlane.models import MemoryKind, Role
+from memlane.validation import RetrieveParams, validate_retrieve, validate_turns
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 10, 26, 13, 26, tzinfo=UTC)
@@ -427,3 +427,135 @@ def test_nothing_is_returned_for_a_partially_bad_call() -> None:
     """Validation is all-or-nothing: the error surfaces before any turn is produced."""
     with pytest.raises(InvalidInput):
         run([turn(), turn(content=""), turn()])
+
+
+# -- corner cases (issue 11, item 10) ---------------------------------------------------------
+
+
+class NoOffset(tzinfo):
+    """A tzinfo whose utcoffset() is None: aware in form, naive in fact."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return "none"
+
+
+class BrokenZone(NoOffset):
+    """A tzinfo whose utcoffset() raises."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        raise RuntimeError("broken zone")
+
+
+@pytest.mark.parametrize("content", ["\x00I play the guitar", "guitar\x00", "吉他\x00吉他"])
+def test_nul_in_content_is_refused(content: str) -> None:
+    """The embedder stops at NUL ("\\x00I play..." embeds like ""), so content may not hold one."""
+    assert field_of_bad_turn(turn(content=content)) == "turns[1].content"
+
+
+@pytest.mark.parametrize("zone", [NoOffset(), BrokenZone()], ids=["none", "raises"])
+def test_tzinfo_without_a_usable_offset_is_refused(zone: tzinfo) -> None:
+    """A tzinfo whose utcoffset() is None or raises names the ts field (it used to TypeError)."""
+    bad = turn(ts=datetime(2024, 10, 26, 12, 0, tzinfo=zone))
+    assert field_of_bad_turn(bad) == "turns[1].ts"
+
+
+def test_metadata_integers_must_fit_in_64_bits() -> None:
+    """2**63 - 1 is accepted; one more, or a 5,000-digit integer, names the key."""
+    ok = {"big": 2**63 - 1, "small": -(2**63)}
+    assert run([turn(metadata=ok)])[0].metadata == ok
+    assert field_of_bad_turn(turn(metadata={"big": 2**63})) == "turns[1].metadata.big"
+    huge = 10**5000  # str() of it raises ValueError (over 4,300 digits)
+    assert field_of_bad_turn(turn(metadata={"huge": huge})) == "turns[1].metadata.huge"
+
+
+def test_name_may_be_max_name_chars_long_not_more() -> None:
+    """The speaker name is bounded by limits.max_name_chars (room is left for it in the store)."""
+    limits = LimitSettings(max_name_chars=5)
+    assert run([turn(name="abcde")], limits=limits)[0].name == "abcde"
+    assert field_of_bad_turn(turn(name="abcdef"), limits=limits) == "turns[1].name"
+
+
+# -- retrieve parameters (issue 11, item 9) ---------------------------------------------------
+
+RETRIEVAL = RetrievalSettings(max_query_chars=50)
+
+
+def params(**changes: Any) -> RetrieveParams:
+    """Validate a retrieve call: a good one, with some parameters replaced."""
+    args: dict[str, Any] = {
+        "query": "你知道我的乐器爱好是什么?",
+        "top_k": None,
+        "kinds": None,
+        "time_range": None,
+        "now": None,
+        "include_pending": False,
+        "rerank": None,
+    }
+    args.update(changes)
+    return validate_retrieve(**args, settings=RETRIEVAL, tz=TZ)
+
+
+START = datetime(2024, 10, 1, tzinfo=UTC)
+END = datetime(2024, 10, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"query": None}, "query"),
+        ({"query": 42}, "query"),
+        ({"query": b"guitar"}, "query"),
+        ({"query": ["guitar"]}, "query"),
+        ({"query": ""}, "query"),
+        ({"query": "  \n"}, "query"),
+        ({"query": "\ud800guitar"}, "query"),
+        ({"query": "gui\x00tar"}, "query"),
+        ({"query": "x" * 51}, "query"),
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": 1001}, "top_k"),
+        ({"top_k": 2.5}, "top_k"),
+        ({"top_k": "5"}, "top_k"),
+        ({"top_k": True}, "top_k"),
+        ({"kinds": "rawx"}, "kinds"),
+        ({"kinds": ["raw", "bogus"]}, "kinds[1]"),
+        ({"kinds": []}, "kinds"),
+        ({"kinds": 5}, "kinds"),
+        ({"kinds": b"raw"}, "kinds"),
+        ({"time_range": (END, START)}, "time_range"),
+        ({"time_range": (START, START)}, "time_range"),
+        ({"time_range": (START,)}, "time_range"),
+        ({"time_range": "2024-10"}, "time_range"),
+        ({"time_range": ("2024-10-01", None)}, "time_range[0]"),
+        ({"time_range": (None, datetime(2024, 1, 1, tzinfo=NoOffset()))}, "time_range[1]"),
+        ({"now": "2024-10-26"}, "now"),
+        ({"now": datetime(2024, 10, 26, tzinfo=BrokenZone())}, "now"),
+        ({"include_pending": "yes"}, "include_pending"),
+        ({"include_pending": None}, "include_pending"),
+        ({"include_pending": 1}, "include_pending"),
+        ({"rerank": "no"}, "rerank"),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else str(v),
+)
+def test_bad_retrieve_parameter_is_refused_by_name(change: dict[str, Any], field: str) -> None:
+    """Every bad retrieve parameter raises InvalidInput naming it (not a TypeError deep inside)."""
+    assert refused(lambda: params(**change)).field == field
+
+
+def test_good_retrieve_parameters_are_normalised() -> None:
+    """One kind string is a list of one; top_k None is the default; naive times take the tz."""
+    p = params(kinds="raw", top_k=None, time_range=(datetime(2024, 10, 1), None))
+    assert p.kinds == (MemoryKind.RAW,)
+    assert p.top_k == RETRIEVAL.top_k
+    assert p.time_range == (datetime(2024, 10, 1, tzinfo=TZ), None)
+    both = params(kinds=[MemoryKind.RAW, "insight", "raw"], top_k=1000, rerank=True)
+    assert both.kinds == (MemoryKind.RAW, MemoryKind.INSIGHT)
+    assert (both.top_k, both.rerank, both.include_pending) == (1000, True, False)
+    assert params(query="x" * 50).query == "x" * 50
+    assert params(time_range=(None, None)).time_range == (None, None)
