@@ -73,16 +73,16 @@ def _zombie(pid: int) -> bool:
 def test_an_unclosed_client_leaves_no_redis_server_behind(tmp_path: Path) -> None:
     """The process exits without close(): its server stops, and the next process sees the turn."""
     data = (tmp_path / "data").resolve()
-    proc = client_proc(data, "u1")
-    server, pending = first_line(proc)
-    assert pending == 1
-    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    with client_proc(data, "u1") as proc:  # `with` closes the pipes and reaps the process
+        server, pending = first_line(proc)
+        assert pending == 1
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
     assert_gone(server)
     assert redis_servers(data) == []
 
-    again = client_proc(data, "u2")
-    server2, pending2 = first_line(again)
-    assert again.wait(timeout=60) == 0
+    with client_proc(data, "u2") as again:
+        server2, pending2 = first_line(again)
+        assert again.wait(timeout=60) == 0
     assert server2 != server and pending2 == 1
     assert_gone(server2)
     check = subprocess.run(
@@ -103,6 +103,13 @@ def test_a_shared_server_lives_until_its_last_user_exits(tmp_path: Path) -> None
     data = (tmp_path / "data").resolve()
     first = client_proc(data, "u1", hold=True)
     second = client_proc(data, "u2", hold=True)
+    with first, second:  # closes the pipes and reaps both, whatever happens
+        _share_then_exit(data, first, second)
+
+
+def _share_then_exit(
+    data: Path, first: subprocess.Popen[str], second: subprocess.Popen[str]
+) -> None:
     try:
         server, _ = first_line(first)
         server_b, _ = first_line(second)
