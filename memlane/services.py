@@ -103,3 +103,5 @@ class Services:
             made["store"].close()
         if "redis" in made:
             made["redis"].close()
+        if "embedder" in made:
+            made["embedder"].close()

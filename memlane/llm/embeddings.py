@@ -141,6 +141,10 @@ class OpenAIEmbedder:
         """A query vector."""
         return self._call([text])[0]
 
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
 
 class _Lru:
     """A small thread-safe LRU of vectors."""
@@ -189,6 +193,12 @@ class CachingEmbedder:
         self.max_chars = max_chars
         self._queries = _Lru(query_cache_size)
         self._passages = _Lru(query_cache_size)
+
+    def close(self) -> None:
+        """Close the inner embedder's connections, if it holds any (the local model holds none)."""
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
 
     def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
         """Passage vectors; duplicates and recently seen texts are embedded once."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -50,7 +51,8 @@ def test_json_completions_use_json_mode_and_report_usage(
 def test_json_mode_can_be_switched_off(llm_server: LLMServer) -> None:
     """Providers without JSON mode get plain requests and tolerant parsing."""
     settings = LLMSettings(base_url=llm_server.url, json_mode=False)
-    ChatModel(settings).complete_json(ASK, "extract")
+    with closing(ChatModel(settings)) as model:
+        model.complete_json(ASK, "extract")
     assert "response_format" not in llm_server.chat_requests()[0]
 
 
@@ -78,17 +80,17 @@ def test_provider_errors_map_onto_the_hierarchy(
 def test_an_unreachable_endpoint_is_unavailable() -> None:
     """A refused connection is LLMUnavailable."""
     settings = LLMSettings(base_url="http://127.0.0.1:9/v1", timeout_s=1.0)
-    with pytest.raises(LLMUnavailable):
-        ChatModel(settings).complete_json(ASK, "extract")
+    with closing(ChatModel(settings)) as model, pytest.raises(LLMUnavailable):
+        model.complete_json(ASK, "extract")
 
 
 def test_own_retries_back_off_on_transient_errors(llm_server: LLMServer) -> None:
     """With retries, two 500s then a good answer succeed in three calls; sleeps are backoffs."""
     slept: list[float] = []
     settings = LLMSettings(base_url=llm_server.url, timeout_s=1.0)
-    model = ChatModel(settings, retries=2, sleep=slept.append)
     llm_server.fail_next(2, "500")
-    assert model.complete_json(ASK, "extract")[0] == {"observations": [], "links": []}
+    with closing(ChatModel(settings, retries=2, sleep=slept.append)) as model:
+        assert model.complete_json(ASK, "extract")[0] == {"observations": [], "links": []}
     assert llm_server.chat_calls == 3 and len(slept) == 2 and all(s > 0 for s in slept)
 
 
@@ -129,10 +131,10 @@ def test_memory_chat_answers_with_memories_and_remembers_the_exchange(
     settings: Settings, llm_server: LLMServer
 ) -> None:
     """The reply comes with the memories used; both turns are buffered for consolidation."""
-    with MemoryClient(settings) as client:
+    with MemoryClient(settings) as client, closing(ChatModel(settings.llm)) as model:
         _remember_guitar(client, llm_server)
         llm_server.add_rule("乐器爱好", "你喜欢弹吉他呀！最近练了什么曲子？")
-        chat = MemoryChat(client, ChatModel(settings.llm))
+        chat = MemoryChat(client, model)
         reply = chat.chat("u1", "你知道我的乐器爱好是什么?", now=T)
         assert reply.reply == "你喜欢弹吉他呀！最近练了什么曲子？"
         assert reply.memories[0].memory.content == "用户爱好是吉他。"
