@@ -19,7 +19,7 @@ import time
 
 import redis
 
-from memlane.errors import BufferUnavailable
+from memlane.errors import RedisUnavailable
 from memlane.keys import Keys
 
 STOPPED_KEEP_S = 30 * 24 * 3600  # a stopped worker is remembered this long
@@ -81,7 +81,7 @@ class RedisAttempts:
         try:
             self._r.hdel(self._keys.attempts, batch_id)
         except redis.RedisError as e:
-            raise BufferUnavailable(f"attempt counter failed: {e}") from e
+            raise RedisUnavailable(f"attempt counter failed: {e}") from e
 
     def mark_stopping(self) -> None:
         """Record that this worker is being stopped on purpose (called once, at shutdown)."""
@@ -94,7 +94,7 @@ class RedisAttempts:
             pipe.zremrangebyscore(self._keys.stopped_workers, "-inf", now - STOPPED_KEEP_S)
             pipe.execute()
         except redis.RedisError as e:
-            raise BufferUnavailable(f"could not record the worker's shutdown: {e}") from e
+            raise RedisUnavailable(f"could not record the worker's shutdown: {e}") from e
 
     def stop_requested(self) -> bool:
         """Whether this worker is being stopped: consolidation then starts no new batch."""
@@ -103,10 +103,10 @@ class RedisAttempts:
         try:
             return self._r.zscore(self._keys.stopped_workers, self.holder) is not None
         except redis.RedisError as e:
-            raise BufferUnavailable(f"attempt counter failed: {e}") from e
+            raise RedisUnavailable(f"attempt counter failed: {e}") from e
 
     def _eval(self, script: str, keys: list[str], *args: str) -> int:
         try:
             return int(self._r.eval(script, len(keys), *keys, *args))  # type: ignore[arg-type]
         except redis.RedisError as e:
-            raise BufferUnavailable(f"attempt counter failed: {e}") from e
+            raise RedisUnavailable(f"attempt counter failed: {e}") from e

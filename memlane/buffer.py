@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from memlane import buffer_lua
-from memlane.errors import BufferUnavailable, LeaseLost
+from memlane.errors import LeaseLost, RedisUnavailable
 from memlane.ids import batch_id as derive_batch_id
 from memlane.keys import Keys
 from memlane.models import Role, Turn
@@ -98,7 +98,7 @@ class TurnBuffer:
         try:
             flags = self._push(keys=keys, args=args)
         except redis.RedisError as e:
-            raise BufferUnavailable(f"push failed: {e}") from e
+            raise RedisUnavailable(f"push failed: {e}") from e
         return [bool(f) for f in flags]
 
     def read(self, user_id: str, limit: int, after: str = "-") -> list[BufferedTurn]:
@@ -108,7 +108,7 @@ class TurnBuffer:
                 self.keys.stream(user_id), min=after, max="+", count=limit
             )
         except redis.RedisError as e:
-            raise BufferUnavailable(f"read failed: {e}") from e
+            raise RedisUnavailable(f"read failed: {e}") from e
         return [BufferedTurn(_s(eid), turn_from_json(user_id, f[b"turn"])) for eid, f in rows]
 
     def length(self, user_id: str) -> int:
@@ -123,7 +123,7 @@ class TurnBuffer:
         try:
             removed = int(self._commit(keys=keys, args=[user_id, token, ids[-1], *ids]))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"commit failed: {e}") from e
+            raise RedisUnavailable(f"commit failed: {e}") from e
         if removed < 0:
             raise LeaseLost(f"lease of user {user_id!r} was lost before commit")
         return removed
@@ -146,7 +146,7 @@ class TurnBuffer:
         try:
             result = int(self._dead(keys=keys, args=[user_id, token, batch_id, payload, *ids]))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"dead-letter failed: {e}") from e
+            raise RedisUnavailable(f"dead-letter failed: {e}") from e
         if result < 0:
             raise LeaseLost(f"lease of user {user_id!r} was lost before dead-lettering")
 
@@ -186,7 +186,7 @@ class TurnBuffer:
         try:
             last, *lengths = pipe.execute()
         except redis.RedisError as e:
-            raise BufferUnavailable(f"pending scan failed: {e}") from e
+            raise RedisUnavailable(f"pending scan failed: {e}") from e
         return [
             PendingUser(n, int(score), int(lp or score), int(ln))
             for (n, score), lp, ln in zip(
@@ -234,7 +234,7 @@ class TurnBuffer:
         try:
             pipe.execute()
         except redis.RedisError as e:
-            raise BufferUnavailable(f"forget failed: {e}") from e
+            raise RedisUnavailable(f"forget failed: {e}") from e
 
     def _possible_batches(self, user_id: str, scan: int = 1000) -> list[str]:
         """Ids of every batch that could start at the user's oldest buffered turn.
@@ -252,7 +252,7 @@ class TurnBuffer:
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as e:
-            raise BufferUnavailable(f"redis call failed: {e}") from e
+            raise RedisUnavailable(f"redis call failed: {e}") from e
 
 
 def entry_ms(entry_id: str) -> int:

@@ -31,7 +31,7 @@ import redis
 
 from memlane import buffer_lua
 from memlane.constants import TOMBSTONE_TTL_S
-from memlane.errors import BufferUnavailable, LeaseLost, UserForgotten
+from memlane.errors import LeaseLost, RedisUnavailable, UserForgotten
 from memlane.keys import Keys
 from memlane.logging import get_logger
 
@@ -89,7 +89,7 @@ class Leases:
             token = str(self._r.incr(self._keys.fence))
             ok = self._r.set(self._keys.lease(user_id), token, nx=True, px=self._ttl_ms)
         except redis.RedisError as e:
-            raise BufferUnavailable(f"lease acquire failed: {e}") from e
+            raise RedisUnavailable(f"lease acquire failed: {e}") from e
         return token if ok else None
 
     def renew(self, user_id: str, token: str, ttl_s: float | None = None) -> bool:
@@ -117,14 +117,14 @@ class Leases:
         try:
             return int(self._renew(keys=keys, args=[token, ttl_ms]))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"lease renew failed: {e}") from e
+            raise RedisUnavailable(f"lease renew failed: {e}") from e
 
     def release(self, user_id: str, token: str) -> bool:
         """Give the lease back if it is still ours."""
         try:
             return bool(self._release(keys=[self._keys.lease(user_id)], args=[token]))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"lease release failed: {e}") from e
+            raise RedisUnavailable(f"lease release failed: {e}") from e
 
     def holder(self, user_id: str) -> str | None:
         """The token currently holding the user's lease, if any."""
@@ -145,7 +145,7 @@ class Leases:
             token = str(self._r.incr(self._keys.fence))
             self._forget(keys=keys, args=[token, ttl_ms, TOMBSTONE_TTL_S, _now_ms()])
         except redis.RedisError as e:
-            raise BufferUnavailable(f"forget could not fence the user: {e}") from e
+            raise RedisUnavailable(f"forget could not fence the user: {e}") from e
         return token
 
     def tombstone(self, user_id: str) -> Tombstone | None:
@@ -174,7 +174,7 @@ class Leases:
         try:
             status = int(self._guard(keys=keys, args=args))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"write guard failed: {e}") from e
+            raise RedisUnavailable(f"write guard failed: {e}") from e
         if status == FORGOTTEN:
             raise UserForgotten(f"user {user_id!r} was forgotten; nothing of lease {token} written")
         if status <= 0:
@@ -186,7 +186,7 @@ class Leases:
         try:
             return int(self._settle(keys=keys, args=[token])) > 0
         except redis.RedisError as e:
-            raise BufferUnavailable(f"write settle failed: {e}") from e
+            raise RedisUnavailable(f"write settle failed: {e}") from e
 
     def intents(self, user_id: str) -> list[WriteIntent]:
         """The user's recorded writes that were not settled (in flight, or their worker died)."""
@@ -217,7 +217,7 @@ class Leases:
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as e:
-            raise BufferUnavailable(f"redis call failed: {e}") from e
+            raise RedisUnavailable(f"redis call failed: {e}") from e
 
 
 class Heartbeat:
@@ -261,7 +261,7 @@ class Heartbeat:
         try:
             if self._leases.renew(self._user_id, self._token):
                 return True
-        except BufferUnavailable as e:
+        except RedisUnavailable as e:
             log.warning("lease_heartbeat_failed", user_id=self._user_id, error=str(e))
             return True
         self.lost.set()

@@ -17,7 +17,7 @@ from redis.retry import Retry
 from memlane import embedded_redis as er
 from memlane.config import Settings
 from memlane.datadir import start_lock, supervisor_state
-from memlane.errors import BufferUnavailable, MemlaneError, ServiceError
+from memlane.errors import MemlaneError, RedisUnavailable, ServiceError
 
 
 @dataclass
@@ -38,7 +38,7 @@ _at_exit: list[bool] = []
 def embedded_redis_url(settings: Settings) -> str:
     """The URL of the data directory's embedded Redis; never a second server on its files.
 
-    When ``memlane up`` owns the directory this is its server, and BufferUnavailable when that
+    When ``memlane up`` owns the directory this is its server, and RedisUnavailable when that
     server is down (the supervisor restarts it). Otherwise it is the server another client
     started, or one started now; this process then counts as one of its users, and the last
     user to exit shuts it down (:func:`_release_at_exit`).
@@ -84,7 +84,7 @@ def _supervised_url(data: Path, state: dict[str, object]) -> str:
             "redis.url here instead of the embedded server"
         )
     if not er.answers(Path(url[len("unix://") :])):
-        raise BufferUnavailable(
+        raise RedisUnavailable(
             f"{owner} owns {data} but its Redis is not answering; the supervisor restarts "
             "it by itself: retry shortly"
         )
@@ -141,7 +141,7 @@ def connect_redis(settings: Settings) -> redis.Redis:
         socket_timeout=10,
         socket_connect_timeout=5,
         health_check_interval=30,
-        # A short, bounded retry: an outage surfaces as BufferUnavailable within about a
+        # A short, bounded retry: an outage surfaces as RedisUnavailable within about a
         # second instead of stalling the caller on redis-py's default 10-second backoff.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
         retry_on_timeout=True,

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import redis
 
 from memlane.buffer import BufferedTurn
-from memlane.errors import BufferUnavailable
+from memlane.errors import RedisUnavailable
 from memlane.keys import Keys
 from memlane.llm.chat import ChatModel, Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
@@ -80,7 +80,7 @@ class RedisExtractionCache:
         try:
             raw = self._r.get(self._keys.extraction(batch_id))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"extraction cache read failed: {e}") from e
+            raise RedisUnavailable(f"extraction cache read failed: {e}") from e
         if raw is None:
             return None
         doc = json.loads(raw)  # type: ignore[arg-type]
@@ -92,7 +92,7 @@ class RedisExtractionCache:
         try:
             self._r.set(self._keys.extraction(batch_id), payload, ex=self._ttl)
         except redis.RedisError as e:
-            raise BufferUnavailable(f"extraction cache write failed: {e}") from e
+            raise RedisUnavailable(f"extraction cache write failed: {e}") from e
 
     def drop(self, batch_id: str) -> None:
         """Delete a committed batch's document; a failure only leaves it to its TTL."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import redis
 
-from memlane.errors import BufferUnavailable
+from memlane.errors import RedisUnavailable
 from memlane.keys import Keys
 
 NIGHT_TTL_S = 36 * 3600
@@ -45,7 +45,7 @@ class NightlyFanOut:
         try:
             return bool(self._start(keys=keys, args=[NIGHT_TTL_S, *users]))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"nightly claim failed: {e}") from e
+            raise RedisUnavailable(f"nightly claim failed: {e}") from e
 
     def wave(self, night: str, offset: int) -> list[str] | None:
         """The users of the wave at ``offset``, or None if that wave was already handed out."""
@@ -57,7 +57,7 @@ class NightlyFanOut:
                 self._snapshot(night), offset, offset + self.wave_size - 1
             )
         except redis.RedisError as e:
-            raise BufferUnavailable(f"nightly wave failed: {e}") from e
+            raise RedisUnavailable(f"nightly wave failed: {e}") from e
         return [u.decode() for u in found]
 
     def _snapshot(self, night: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from memlane.errors import BufferUnavailable
+from memlane.errors import RedisUnavailable
 from memlane.keys import Keys
 
 # Take off what reflection covered; drop the user when nothing is left, and never leave the
@@ -45,21 +45,21 @@ class UnreflectedCounter:
         try:
             return int(self._r.zincrby(self._key, observations, user_id))  # type: ignore[arg-type]
         except redis.RedisError as e:
-            raise BufferUnavailable(f"unreflected count failed: {e}") from e
+            raise RedisUnavailable(f"unreflected count failed: {e}") from e
 
     def settle(self, user_id: str, covered: int, remaining: int) -> int:
         """After a reflection: subtract ``covered``; keep at least ``remaining``; 0 drops."""
         try:
             return int(self._settle(keys=[self._key], args=[user_id, covered, remaining]))
         except redis.RedisError as e:
-            raise BufferUnavailable(f"unreflected settle failed: {e}") from e
+            raise RedisUnavailable(f"unreflected settle failed: {e}") from e
 
     def count(self, user_id: str) -> int:
         """The user's current count (0 when absent)."""
         try:
             score: Any = self._r.zscore(self._key, user_id)
         except redis.RedisError as e:
-            raise BufferUnavailable(f"unreflected read failed: {e}") from e
+            raise RedisUnavailable(f"unreflected read failed: {e}") from e
         return int(score or 0)
 
     def due(self) -> list[str]:
@@ -67,5 +67,5 @@ class UnreflectedCounter:
         try:
             found: list[bytes] = self._r.zrevrangebyscore(self._key, "+inf", 1)  # type: ignore[assignment]
         except redis.RedisError as e:
-            raise BufferUnavailable(f"unreflected read failed: {e}") from e
+            raise RedisUnavailable(f"unreflected read failed: {e}") from e
         return [u.decode() if isinstance(u, bytes) else str(u) for u in found]

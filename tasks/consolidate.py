@@ -10,7 +10,7 @@ from celery.app.task import Task
 
 from memlane.backoff import backoff_delay
 from memlane.constants import QUEUE_CONSOLIDATE
-from memlane.errors import BufferUnavailable, LeaseLost, Retryable, UserForgotten
+from memlane.errors import LeaseLost, RedisUnavailable, Retryable, UserForgotten
 from memlane.forgetting import sweep_due
 from memlane.logging import get_logger
 from memlane.services import Services
@@ -66,7 +66,7 @@ def _hold(svc: Services, user_id: str, token: str) -> None:
     """Keep the user for the retry: the heartbeat stopped, and the running TTL is short."""
     try:
         svc.leases.hold_for_retry(user_id, token)
-    except BufferUnavailable as e:  # the lease lapses; dispatch hands the user out again
+    except RedisUnavailable as e:  # the lease lapses; dispatch hands the user out again
         log.warning("lease_hold_failed", user_id=user_id, error=str(e))
 
 

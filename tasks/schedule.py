@@ -19,7 +19,7 @@ from celery.app.task import Task
 
 from memlane.backoff import backoff_delay
 from memlane.constants import QUEUE_MAINTENANCE, QUEUE_REFLECT
-from memlane.errors import LeaseLost, LLMBadOutput, Retryable
+from memlane.errors import LeaseLost, LLMBadOutput, LLMNotConfigured, Retryable
 from memlane.forgetting import WriteGuard, guarded_write
 from memlane.llm.chat import ChatModel
 from memlane.logging import get_logger
@@ -57,7 +57,7 @@ def reflection_ports(svc: Services) -> ReflectionPorts:
     """The ports of the reflection pipeline (needs a configured chat model)."""
     chat = chat_model(svc)
     if chat is None:
-        raise RuntimeError("reflection needs a chat model; none is configured (raw mode)")
+        raise LLMNotConfigured("reflection needs a chat model; none is configured (raw mode)")
     return ReflectionPorts(
         store=svc.store,
         chat=chat,
