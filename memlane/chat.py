@@ -16,7 +16,7 @@ from memlane.client import MemoryClient
 from memlane.llm.chat import ChatModel, Message, Usage
 from memlane.ranking import RetrievedMemory
 from memlane.retrieval import format_context
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 from memlane.usage import UsageRecorder
 
 SYSTEM_PROMPTS = {

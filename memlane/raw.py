@@ -9,7 +9,7 @@ from memlane.buffer import BufferedTurn
 from memlane.config import NAME_SEPARATOR
 from memlane.ids import raw_memory_id
 from memlane.models import Memory, MemoryKind, Role
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 
 
 def raw_content(entry: BufferedTurn) -> str:

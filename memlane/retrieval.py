@@ -21,8 +21,8 @@ from memlane.ranking import Explanation, RetrievedMemory, is_profile_query, memo
 from memlane.raw import raw_content, raw_memories
 from memlane.store.base import SearchQuery
 from memlane.store.fusion import fuse_rankings
-from memlane.textproc import tokenize
-from memlane.timeparse import parse_time_range
+from memlane.text.tokens import tokenize
+from memlane.text.timeparse import parse_time_range
 
 if TYPE_CHECKING:
     from memlane.services import Services

@@ -27,7 +27,7 @@ from memlane.errors import LLMBadOutput
 from memlane.ids import observation_id
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryKind, TimeGranularity
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 
 log = get_logger(__name__)
 

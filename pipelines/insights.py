@@ -26,7 +26,7 @@ from memlane.errors import LLMBadOutput
 from memlane.ids import insight_id
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryKind
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 
 log = get_logger(__name__)
 

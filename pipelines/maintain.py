@@ -28,7 +28,7 @@ from memlane.forgetting import WriteGuard, unguarded
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind
 from memlane.store.base import MemoryStore
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 from pipelines.prompts import Message, Prompt, fill, load_prompt, local_time, quote_line
 from pipelines.reflect import JsonChat, UsageSink, list_all
 from pipelines.sweep import (

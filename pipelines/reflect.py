@@ -32,7 +32,7 @@ from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind
 from memlane.ranking import memory_time
 from memlane.store.base import MemoryStore
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 from pipelines.insights import (
     ReflectionPlan,
     SubjectState,

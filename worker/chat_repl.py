@@ -19,7 +19,7 @@ from memlane.errors import LLMError
 from memlane.llm.chat import ChatModel
 from memlane.redaction import Redactor
 from memlane.retrieval import format_context
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 from memlane.usage import UsageRecorder
 from worker.terminal import safe
 

@@ -23,7 +23,7 @@ import yaml
 from memlane.buffer import BufferedTurn
 from memlane.models import Memory, Role
 from memlane.retrieval import WEEKDAYS, format_time
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 
 Message = dict[str, str]
 LANGUAGES = ("zh", "en")

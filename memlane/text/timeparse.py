@@ -30,8 +30,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from memlane import timewords as tw
 from memlane.models import TimeGranularity
+from memlane.text import timewords as tw
+from memlane.text.timewords import Rule, Unit
 
 # The query side shares the memories' granularity enum (it includes WEEK).
 Granularity = TimeGranularity
@@ -51,15 +52,6 @@ class TimeRange:
 _Span = tuple[datetime, datetime, Granularity]
 _Resolver = Callable[[re.Match[str], datetime], _Span | None]
 
-_GRANULARITY = {
-    "minute": Granularity.MINUTE,
-    "hour": Granularity.MINUTE,
-    "day": Granularity.DAY,
-    "week": Granularity.WEEK,
-    "month": Granularity.MONTH,
-    "year": Granularity.YEAR,
-}
-_SUB_DAY = {"hour": timedelta(hours=1), "minute": timedelta(minutes=1)}
 _MIN_YEAR, _MAX_YEAR = 1900, 2199
 
 # ---------------------------------------------------------------------------- calendar maths
@@ -76,46 +68,46 @@ def _add_months(d: date, n: int) -> date:
     return date(year, month0 + 1, min(d.day, (nxt - timedelta(days=1)).day))
 
 
-def _shift(d: date, unit: str, n: int) -> date:
-    if unit == "day":
+def _shift(d: date, unit: Unit, n: int) -> date:
+    if unit is Unit.DAY:
         return d + timedelta(days=n)
-    if unit == "week":
+    if unit is Unit.WEEK:
         return d + timedelta(weeks=n)
-    return _add_months(d, n * (12 if unit == "year" else 1))
+    return _add_months(d, n * (12 if unit is Unit.YEAR else 1))
 
 
-def _period(d: date, unit: str) -> tuple[date, date]:
-    if unit == "day":
+def _period(d: date, unit: Unit) -> tuple[date, date]:
+    if unit is Unit.DAY:
         return d, d + timedelta(days=1)
-    if unit == "week":
+    if unit is Unit.WEEK:
         monday = d - timedelta(days=d.weekday())
         return monday, monday + timedelta(days=7)
-    if unit == "month":
+    if unit is Unit.MONTH:
         first = d.replace(day=1)
         return first, _add_months(first, 1)
     return date(d.year, 1, 1), date(d.year + 1, 1, 1)
 
 
-def _dates(now: datetime, a: date, b: date, unit: str) -> _Span:
-    return _at(a, now.tzinfo), _at(b, now.tzinfo), _GRANULARITY[unit]
+def _dates(now: datetime, a: date, b: date, unit: Unit) -> _Span:
+    return _at(a, now.tzinfo), _at(b, now.tzinfo), tw.GRANULARITY[unit]
 
 
-def _calendar(now: datetime, unit: str, offset: int) -> _Span:
+def _calendar(now: datetime, unit: Unit, offset: int) -> _Span:
     a, b = _period(_shift(now.date(), unit, offset), unit)
     return _dates(now, a, b, unit)
 
 
 def _day(now: datetime, d: date) -> _Span:
-    return _dates(now, d, d + timedelta(days=1), "day")
+    return _dates(now, d, d + timedelta(days=1), Unit.DAY)
 
 
 def _minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def _ago(now: datetime, unit: str, low: int, high: int) -> _Span:
-    if unit in _SUB_DAY:
-        step = _SUB_DAY[unit]
+def _ago(now: datetime, unit: Unit, low: int, high: int) -> _Span:
+    if unit in tw.SUB_DAY:
+        step = tw.SUB_DAY[unit]
         end = min(now - low * step + step / 2, now)
         return _minute(now - high * step - step / 2), _minute(end), Granularity.MINUTE
     first = _period(_shift(now.date(), unit, -high), unit)[0]
@@ -123,17 +115,17 @@ def _ago(now: datetime, unit: str, low: int, high: int) -> _Span:
     return _dates(now, first, last, unit)
 
 
-def _window(now: datetime, unit: str, n: int) -> _Span | None:
+def _window(now: datetime, unit: Unit, n: int) -> _Span | None:
     if n < 1:
         return None
-    if unit in _SUB_DAY:
-        return _minute(now - n * _SUB_DAY[unit]), now, Granularity.MINUTE
-    return _at(_shift(now.date(), unit, -n), now.tzinfo), now, _GRANULARITY[unit]
+    if unit in tw.SUB_DAY:
+        return _minute(now - n * tw.SUB_DAY[unit]), now, Granularity.MINUTE
+    return _at(_shift(now.date(), unit, -n), now.tzinfo), now, tw.GRANULARITY[unit]
 
 
 def _weekend(now: datetime, week_offset: int) -> _Span:
-    monday = _period(_shift(now.date(), "week", week_offset), "week")[0]
-    return _dates(now, monday + timedelta(days=5), monday + timedelta(days=7), "day")
+    monday = _period(_shift(now.date(), Unit.WEEK, week_offset), Unit.WEEK)[0]
+    return _dates(now, monday + timedelta(days=5), monday + timedelta(days=7), Unit.DAY)
 
 
 def _recent_weekend(now: datetime) -> _Span:
@@ -141,7 +133,7 @@ def _recent_weekend(now: datetime) -> _Span:
 
 
 def _week_day(now: datetime, week_offset: int, weekday: int) -> _Span:
-    monday = _period(_shift(now.date(), "week", week_offset), "week")[0]
+    monday = _period(_shift(now.date(), Unit.WEEK, week_offset), Unit.WEEK)[0]
     return _day(now, monday + timedelta(days=weekday))
 
 
@@ -157,10 +149,10 @@ def _check_year(year: int) -> int:
 
 
 def _month_span(now: datetime, year: int, month: int) -> _Span:
-    return _calendar_at(now, date(_check_year(year), month, 1), "month")
+    return _calendar_at(now, date(_check_year(year), month, 1), Unit.MONTH)
 
 
-def _calendar_at(now: datetime, d: date, unit: str) -> _Span:
+def _calendar_at(now: datetime, d: date, unit: Unit) -> _Span:
     a, b = _period(d, unit)
     return _dates(now, a, b, unit)
 
@@ -188,7 +180,7 @@ def _since(now: datetime, span: _Span) -> _Span:
     return span[0], now, span[2]
 
 
-def _count_unit(token: str, unit: str, more: bool = False) -> tuple[str, int, int] | None:
+def _count_unit(token: str, unit: Unit, more: bool = False) -> tuple[Unit, int, int] | None:
     if tw.normalize(token) in tw.HALF_WORDS:
         half = tw.HALF_UNITS.get(unit)
         return None if half is None else (half[0], half[1], half[1])
@@ -204,17 +196,17 @@ def _count_unit(token: str, unit: str, more: bool = False) -> tuple[str, int, in
 
 def _r_day_word(m: re.Match[str], now: datetime) -> _Span:
     key = tw.normalize(m.group(0))
-    return _calendar(now, "day", tw.CN_DAY_WORDS.get(key, tw.EN_DAY_WORDS.get(key, 0)))
+    return _calendar(now, Unit.DAY, tw.CN_DAY_WORDS.get(key, tw.EN_DAY_WORDS.get(key, 0)))
 
 
 def _r_cn_year_word(m: re.Match[str], now: datetime) -> _Span:
-    return _calendar(now, "year", tw.CN_YEAR_WORDS[m.group(0)])
+    return _calendar(now, Unit.YEAR, tw.CN_YEAR_WORDS[m.group(0)])
 
 
 def _r_cn_week(m: re.Match[str], now: datetime) -> _Span:
     offset, day = tw.CN_PREFIXES[m["pre"]], m["d"]
     if day is None:
-        return _calendar(now, "week", offset)
+        return _calendar(now, Unit.WEEK, offset)
     if day == "末":
         return _weekend(now, offset)
     return _week_day(now, offset, tw.CN_WEEKDAYS[day])
@@ -227,22 +219,22 @@ def _r_cn_bare_weekday(m: re.Match[str], now: datetime) -> _Span:
 
 
 def _r_cn_month_rel(m: re.Match[str], now: datetime) -> _Span:
-    return _calendar(now, "month", tw.CN_PREFIXES[m["pre"]])
+    return _calendar(now, Unit.MONTH, tw.CN_PREFIXES[m["pre"]])
 
 
 def _r_ago(m: re.Match[str], now: datetime) -> _Span | None:
-    unit = tw.CN_UNITS.get(m["u"]) or tw.normalize(m["u"])
+    unit = tw.CN_UNITS.get(m["u"]) or Unit(tw.normalize(m["u"]))
     parsed = _count_unit(m["n"], unit, more="多" in m.group(0))
     return None if parsed is None else _ago(now, *parsed)
 
 
 def _r_cn_few_days(m: re.Match[str], now: datetime) -> _Span:
     low, high = (1, 3) if m["n"] == "两" else tw.CN_VAGUE[m["n"]]
-    return _ago(now, "day", low, high)
+    return _ago(now, Unit.DAY, low, high)
 
 
 def _r_window(m: re.Match[str], now: datetime) -> _Span | None:
-    unit = tw.CN_UNITS.get(m["u"]) or tw.normalize(m["u"])
+    unit = tw.CN_UNITS.get(m["u"]) or Unit(tw.normalize(m["u"]))
     parsed = _count_unit(m["n"] or "1", unit)
     if parsed is None or (m.groupdict().get("pre") == "这" and parsed[2] == 1):
         return None
@@ -258,11 +250,11 @@ def _r_cn_date(m: re.Match[str], now: datetime) -> _Span | None:
 
 
 def _r_cn_year(m: re.Match[str], now: datetime) -> _Span:
-    return _calendar_at(now, date(_check_year(tw.cn_year(m["y"])), 1, 1), "year")
+    return _calendar_at(now, date(_check_year(tw.cn_year(m["y"])), 1, 1), Unit.YEAR)
 
 
 def _r_en_calendar(m: re.Match[str], now: datetime) -> _Span:
-    pre, unit = tw.normalize(m["pre"]), tw.normalize(m["u"])
+    pre, unit = tw.normalize(m["pre"]), Unit(tw.normalize(m["u"]))
     if pre == "earlier this":
         return _since(now, _calendar(now, unit, 0))
     return _calendar(now, unit, -2 if pre == "before last" else tw.EN_PREFIXES[pre])
@@ -316,21 +308,22 @@ def _r_numeric_date(m: re.Match[str], now: datetime) -> _Span | None:
 
 
 def _r_en_year(m: re.Match[str], now: datetime) -> _Span:
-    span = _calendar_at(now, date(_check_year(int(m["y"])), 1, 1), "year")
+    span = _calendar_at(now, date(_check_year(int(m["y"])), 1, 1), Unit.YEAR)
     return _since(now, span) if m["pre"].lower() == "since" else span
 
 
 # ---------------------------------------------------------------------------- patterns
 
-_RESOLVERS: dict[str, _Resolver] = {
-    "cn_day": _r_day_word, "cn_year_word": _r_cn_year_word, "cn_week": _r_cn_week,
-    "cn_bare_weekday": _r_cn_bare_weekday, "cn_month_rel": _r_cn_month_rel, "cn_ago": _r_ago,
-    "cn_few_days": _r_cn_few_days, "cn_window": _r_window, "cn_date": _r_cn_date,
-    "cn_year": _r_cn_year, "en_day": _r_day_word, "en_calendar": _r_en_calendar,
-    "en_before_last": _r_en_calendar, "en_weekday": _r_en_weekday, "en_weekend": _r_en_weekend,
-    "en_ago": _r_ago, "en_past": _r_window, "en_last_n": _r_window, "en_in_the_last": _r_window,
-    "en_month": _r_en_month, "en_month_day": _r_en_date, "en_day_month": _r_en_date,
-    "numeric_date": _r_numeric_date, "en_year": _r_en_year,
+_RESOLVERS: dict[Rule, _Resolver] = {
+    Rule.CN_DAY: _r_day_word, Rule.CN_YEAR_WORD: _r_cn_year_word, Rule.CN_WEEK: _r_cn_week,
+    Rule.CN_BARE_WEEKDAY: _r_cn_bare_weekday, Rule.CN_MONTH_REL: _r_cn_month_rel,
+    Rule.CN_AGO: _r_ago, Rule.CN_FEW_DAYS: _r_cn_few_days, Rule.CN_WINDOW: _r_window,
+    Rule.CN_DATE: _r_cn_date, Rule.CN_YEAR: _r_cn_year, Rule.EN_DAY: _r_day_word,
+    Rule.EN_CALENDAR: _r_en_calendar, Rule.EN_BEFORE_LAST: _r_en_calendar,
+    Rule.EN_WEEKDAY: _r_en_weekday, Rule.EN_WEEKEND: _r_en_weekend, Rule.EN_AGO: _r_ago,
+    Rule.EN_PAST: _r_window, Rule.EN_LAST_N: _r_window, Rule.EN_IN_THE_LAST: _r_window,
+    Rule.EN_MONTH: _r_en_month, Rule.EN_MONTH_DAY: _r_en_date, Rule.EN_DAY_MONTH: _r_en_date,
+    Rule.NUMERIC_DATE: _r_numeric_date, Rule.EN_YEAR: _r_en_year,
 }  # fmt: skip
 _RULES: tuple[tuple[re.Pattern[str], tuple[str, ...], _Resolver], ...] = tuple(
     (re.compile(source, re.IGNORECASE), triggers, _RESOLVERS[name])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memlane.textproc import detect_language, is_cjk, tokenize
+from memlane.text.tokens import detect_language, is_cjk, tokenize
 
 
 def test_chinese_run_becomes_characters_and_bigrams() -> None:

@@ -1,10 +1,60 @@
-"""Word tables and number parsing for :mod:`memlane.timeparse` (Chinese and English)."""
+"""Word tables and number parsing for :mod:`memlane.text.timeparse` (Chinese and English).
+
+The two modules are joined by typed keys, not strings: each pattern of :data:`PATTERNS` is
+named by a :class:`Rule`, which ``timeparse`` maps to its resolver, and calendar units are
+:class:`Unit` members everywhere.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import timedelta
+from enum import StrEnum
 from typing import Final
+
+from memlane.models import TimeGranularity
+
+
+class Unit(StrEnum):
+    """A calendar unit a time expression counts in (the value is its English word)."""
+
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class Rule(StrEnum):
+    """The name of one pattern of :data:`PATTERNS`; ``timeparse`` resolves each by its rule."""
+
+    CN_DAY = "cn_day"
+    CN_YEAR_WORD = "cn_year_word"
+    CN_WEEK = "cn_week"
+    CN_BARE_WEEKDAY = "cn_bare_weekday"
+    CN_MONTH_REL = "cn_month_rel"
+    CN_AGO = "cn_ago"
+    CN_FEW_DAYS = "cn_few_days"
+    CN_WINDOW = "cn_window"
+    CN_DATE = "cn_date"
+    CN_YEAR = "cn_year"
+    EN_DAY = "en_day"
+    EN_CALENDAR = "en_calendar"
+    EN_BEFORE_LAST = "en_before_last"
+    EN_WEEKDAY = "en_weekday"
+    EN_WEEKEND = "en_weekend"
+    EN_AGO = "en_ago"
+    EN_PAST = "en_past"
+    EN_LAST_N = "en_last_n"
+    EN_IN_THE_LAST = "en_in_the_last"
+    EN_MONTH = "en_month"
+    EN_MONTH_DAY = "en_month_day"
+    EN_DAY_MONTH = "en_day_month"
+    NUMERIC_DATE = "numeric_date"
+    EN_YEAR = "en_year"
+
 
 CN_DIGITS: Final[dict[str, int]] = {
     "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3,
@@ -23,9 +73,10 @@ CN_YEAR_WORDS: Final[dict[str, int]] = {
     "大前年": -3, "前年": -2, "去年": -1, "今年": 0, "明年": 1, "后年": 2,
 }  # fmt: skip
 CN_PREFIXES: Final[dict[str, int]] = {"上上": -2, "上": -1, "这": 0, "本": 0, "下": 1, "下下": 2}
-CN_UNITS: Final[dict[str, str]] = {
-    "天": "day", "日": "day", "周": "week", "週": "week", "星期": "week", "礼拜": "week",
-    "月": "month", "年": "year", "小时": "hour", "钟头": "hour", "分钟": "minute",
+CN_UNITS: Final[dict[str, Unit]] = {
+    "天": Unit.DAY, "日": Unit.DAY, "周": Unit.WEEK, "週": Unit.WEEK, "星期": Unit.WEEK,
+    "礼拜": Unit.WEEK, "月": Unit.MONTH, "年": Unit.YEAR, "小时": Unit.HOUR, "钟头": Unit.HOUR,
+    "分钟": Unit.MINUTE,
 }  # fmt: skip
 # Vague counts map to an inclusive (low, high) range of units.
 CN_VAGUE: Final[dict[str, tuple[int, int]]] = {
@@ -40,7 +91,7 @@ EN_NUMBERS: Final[dict[str, int]] = {
 EN_VAGUE: Final[dict[str, tuple[int, int]]] = {
     "a couple of": (2, 3), "couple of": (2, 3), "a few": (2, 5), "few": (2, 5), "several": (3, 7),
 }  # fmt: skip
-EN_UNITS: Final[tuple[str, ...]] = ("minute", "hour", "day", "week", "month", "year")
+EN_UNITS: Final[tuple[Unit, ...]] = tuple(Unit)  # minute, hour, day, week, month, year
 EN_MONTHS: Final[dict[str, int]] = {
     "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7,
     "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
@@ -62,10 +113,24 @@ EN_PREFIXES: Final[dict[str, int]] = {
 }  # fmt: skip
 
 # "半年" / "half a year": half of a unit re-expressed as (smaller unit, count).
-HALF_UNITS: Final[dict[str, tuple[str, int]]] = {
-    "year": ("month", 6),
-    "month": ("week", 2),
-    "hour": ("minute", 30),
+HALF_UNITS: Final[dict[Unit, tuple[Unit, int]]] = {
+    Unit.YEAR: (Unit.MONTH, 6),
+    Unit.MONTH: (Unit.WEEK, 2),
+    Unit.HOUR: (Unit.MINUTE, 30),
+}
+# The granularity a range counted in a unit gets (sub-day units are minute-precise), and the
+# length of the sub-day units.
+GRANULARITY: Final[dict[Unit, TimeGranularity]] = {
+    Unit.MINUTE: TimeGranularity.MINUTE,
+    Unit.HOUR: TimeGranularity.MINUTE,
+    Unit.DAY: TimeGranularity.DAY,
+    Unit.WEEK: TimeGranularity.WEEK,
+    Unit.MONTH: TimeGranularity.MONTH,
+    Unit.YEAR: TimeGranularity.YEAR,
+}
+SUB_DAY: Final[dict[Unit, timedelta]] = {
+    Unit.HOUR: timedelta(hours=1),
+    Unit.MINUTE: timedelta(minutes=1),
 }
 HALF_WORDS: Final[frozenset[str]] = frozenset({"半", "half a", "half an"})
 
@@ -119,7 +184,7 @@ def parse_count(token: str) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------------- regex sources
-# Compiled (case-insensitively) by memlane.timeparse. Each pattern comes with trigger
+# Compiled (case-insensitively) by memlane.text.timeparse. Each pattern comes with trigger
 # substrings: the pattern can only match if one of them occurs in the lower-cased query,
 # which lets the parser skip most patterns cheaply.
 
@@ -145,55 +210,55 @@ _EN_WEEKDAY = alternation(EN_WEEKDAYS)
 _MONTH_KEYS = (*(k for k in EN_MONTHS if len(k) == 3), "may")
 _DIGITS = tuple("0123456789")
 
-# name -> (regex source, trigger substrings); dict order breaks ties between equal-length hits.
-PATTERNS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
-    "cn_day": (rf"(?<![{_CN_NOT_AFTER}])(?:{alternation(CN_DAY_WORDS)})",
-               ("天", "日", "晚", "夜", "儿", "早")),
-    "cn_year_word": (rf"(?<![{_CN_NOT_AFTER}])(?:{alternation(CN_YEAR_WORDS)})(?![轻纪龄级代])",
-                     ("年",)),
-    "cn_week": (rf"{_CN_PREFIX}(?:周|週|星期|礼拜)"
-                r"(?:(?P<d>[一二三四五六日天末])|(?![围边到全期岁年刊报长游转]))", _CN_WEEK),
-    "cn_bare_weekday": (r"(?<![\d零〇一二两三四五六七八九十几每个上下这本])(?:周|週|星期|礼拜)"
-                        r"(?P<d>[一二三四五六日天末])", _CN_WEEK),
-    "cn_month_rel": (rf"{_CN_PREFIX}月(?![球亮光台饼色食嫂老])", ("月",)),
-    "cn_ago": (rf"(?P<n>{_CN_COUNT})\s*多?\s*个?\s*多?\s*(?P<u>{_CN_UNIT})\s*多?\s*[之以]?前",
-               ("前",)),
-    "cn_few_days": (r"(?<![提之以从目先事当眼跟面向往])前(?P<n>几|两|些)天", ("前",)),
-    "cn_window": (rf"(?<![将接附])(?P<pre>最近|近|过去|这)\s*的?\s*(?P<n>{_CN_COUNT})\s*多?"
-                  rf"\s*个?\s*(?P<u>{_CN_UNIT})(?:以来|之内|内|里|中)?", ("近", "过去", "这")),
-    "cn_date": (rf"(?:(?<!\d)(?P<y>{_CN_YEAR})\s*年\s*"
-                rf"|(?P<yr>{alternation(CN_YEAR_WORDS)})\s*的?\s*)?"
-                rf"(?<![\d零〇一二两三四五六七八九十百几个每第])(?P<m>{_CN_MONTH})\s*月份?"
-                rf"(?:\s*(?P<d>{_CN_DAY})\s*[日号號])?", ("月",)),
-    "cn_year": (rf"(?<!\d)(?P<y>{_CN_YEAR})\s*年(?![代纪级])", ("年",)),
-    "en_day": (rf"{_B}(?:{alternation(EN_DAY_WORDS)}){_E}",
-               ("yesterday", "today", "tonight", "tomorrow", "night", "morning", "afternoon",
-                "evening")),
-    "en_calendar": (rf"{_B}(?P<pre>earlier\s+this|{alternation(EN_PREFIXES)})\s+"
-                    rf"(?P<u>week|month|year){_E}", ("week", "month", "year")),
-    "en_before_last": (rf"{_B}the\s+(?P<u>week|month|year)\s+(?P<pre>before\s+last){_E}",
-                       ("before",)),
-    "en_weekday": (rf"{_B}(?P<pre>last|this\s+past|past|this\s+coming|this|next|on|since)\s+"
-                   rf"(?P<wd>{_EN_WEEKDAY}){_E}", ("day",)),
-    "en_weekend": (rf"{_B}(?P<pre>last|this\s+past|past|this\s+coming|this|next"
-                   rf"|(?:on|over|at|during)\s+the)\s+weekend{_E}", ("weekend",)),
-    "en_ago": (rf"{_B}(?P<n>{_EN_COUNT})\s+{_EN_UNIT}\s+ago{_E}", ("ago",)),
-    "en_past": (rf"{_B}(?:the\s+)?past\s+(?:(?P<n>{_EN_COUNT})\s+)?{_EN_UNIT}{_E}", ("past",)),
-    "en_last_n": (rf"{_B}(?:the\s+)?last\s+(?P<n>{_EN_COUNT})\s+{_EN_UNIT}{_E}", ("last",)),
-    "en_in_the_last": (rf"{_B}(?:in|over|during|within)\s+the\s+last\s+(?P<n>){_EN_UNIT}{_E}",
-                       ("last",)),
-    "en_month": (rf"{_B}(?:(?P<pre>{_EN_MONTH_PRE})[\s-]+)?(?P<mon>{_EN_MONTH})(?!['’]){_E}"
-                 rf"(?:(?:,\s*|\s+of\s+|\s+)(?P<y>\d{{4}})(?!\d))?", _MONTH_KEYS),
-    "en_month_day": (rf"{_B}(?:(?:on|in|since|last|this)\s+)?(?P<mon>{_EN_MONTH})\.?\s+"
-                     rf"(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(?P<y>\d{{4}}))?"
-                     rf"(?![\d:]){_E}", _MONTH_KEYS),
-    "en_day_month": (rf"{_B}(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?"
-                     rf"(?P<mon>{_EN_MONTH})(?!['’]){_E}(?:,?\s+(?P<y>\d{{4}})(?!\d))?",
-                     _MONTH_KEYS),
-    "numeric_date": (r"(?<![\d/.-])(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})"
-                     r"(?:(?P=sep)(?P<d>\d{1,2}))?(?!\d|[-/.]\d)", ("-", "/", ".")),
-    "en_year": (rf"{_B}(?P<pre>in|during|since|of|(?:the\s+)?year)\s+(?P<y>\d{{4}})"
-                rf"(?![\d]|[-/.]\d){_E}", _DIGITS),
+# rule -> (regex source, trigger substrings); dict order breaks ties between equal-length hits.
+PATTERNS: Final[dict[Rule, tuple[str, tuple[str, ...]]]] = {
+    Rule.CN_DAY: (rf"(?<![{_CN_NOT_AFTER}])(?:{alternation(CN_DAY_WORDS)})",
+                  ("天", "日", "晚", "夜", "儿", "早")),
+    Rule.CN_YEAR_WORD: (rf"(?<![{_CN_NOT_AFTER}])(?:{alternation(CN_YEAR_WORDS)})(?![轻纪龄级代])",
+                        ("年",)),
+    Rule.CN_WEEK: (rf"{_CN_PREFIX}(?:周|週|星期|礼拜)"
+                   r"(?:(?P<d>[一二三四五六日天末])|(?![围边到全期岁年刊报长游转]))", _CN_WEEK),
+    Rule.CN_BARE_WEEKDAY: (r"(?<![\d零〇一二两三四五六七八九十几每个上下这本])(?:周|週|星期|礼拜)"
+                           r"(?P<d>[一二三四五六日天末])", _CN_WEEK),
+    Rule.CN_MONTH_REL: (rf"{_CN_PREFIX}月(?![球亮光台饼色食嫂老])", ("月",)),
+    Rule.CN_AGO: (rf"(?P<n>{_CN_COUNT})\s*多?\s*个?\s*多?\s*(?P<u>{_CN_UNIT})\s*多?\s*[之以]?前",
+                  ("前",)),
+    Rule.CN_FEW_DAYS: (r"(?<![提之以从目先事当眼跟面向往])前(?P<n>几|两|些)天", ("前",)),
+    Rule.CN_WINDOW: (rf"(?<![将接附])(?P<pre>最近|近|过去|这)\s*的?\s*(?P<n>{_CN_COUNT})\s*多?"
+                     rf"\s*个?\s*(?P<u>{_CN_UNIT})(?:以来|之内|内|里|中)?", ("近", "过去", "这")),
+    Rule.CN_DATE: (rf"(?:(?<!\d)(?P<y>{_CN_YEAR})\s*年\s*"
+                   rf"|(?P<yr>{alternation(CN_YEAR_WORDS)})\s*的?\s*)?"
+                   rf"(?<![\d零〇一二两三四五六七八九十百几个每第])(?P<m>{_CN_MONTH})\s*月份?"
+                   rf"(?:\s*(?P<d>{_CN_DAY})\s*[日号號])?", ("月",)),
+    Rule.CN_YEAR: (rf"(?<!\d)(?P<y>{_CN_YEAR})\s*年(?![代纪级])", ("年",)),
+    Rule.EN_DAY: (rf"{_B}(?:{alternation(EN_DAY_WORDS)}){_E}",
+                  ("yesterday", "today", "tonight", "tomorrow", "night", "morning", "afternoon",
+                  "evening")),
+    Rule.EN_CALENDAR: (rf"{_B}(?P<pre>earlier\s+this|{alternation(EN_PREFIXES)})\s+"
+                       rf"(?P<u>week|month|year){_E}", ("week", "month", "year")),
+    Rule.EN_BEFORE_LAST: (rf"{_B}the\s+(?P<u>week|month|year)\s+(?P<pre>before\s+last){_E}",
+                          ("before",)),
+    Rule.EN_WEEKDAY: (rf"{_B}(?P<pre>last|this\s+past|past|this\s+coming|this|next|on|since)\s+"
+                      rf"(?P<wd>{_EN_WEEKDAY}){_E}", ("day",)),
+    Rule.EN_WEEKEND: (rf"{_B}(?P<pre>last|this\s+past|past|this\s+coming|this|next"
+                      rf"|(?:on|over|at|during)\s+the)\s+weekend{_E}", ("weekend",)),
+    Rule.EN_AGO: (rf"{_B}(?P<n>{_EN_COUNT})\s+{_EN_UNIT}\s+ago{_E}", ("ago",)),
+    Rule.EN_PAST: (rf"{_B}(?:the\s+)?past\s+(?:(?P<n>{_EN_COUNT})\s+)?{_EN_UNIT}{_E}", ("past",)),
+    Rule.EN_LAST_N: (rf"{_B}(?:the\s+)?last\s+(?P<n>{_EN_COUNT})\s+{_EN_UNIT}{_E}", ("last",)),
+    Rule.EN_IN_THE_LAST: (rf"{_B}(?:in|over|during|within)\s+the\s+last\s+(?P<n>){_EN_UNIT}{_E}",
+                          ("last",)),
+    Rule.EN_MONTH: (rf"{_B}(?:(?P<pre>{_EN_MONTH_PRE})[\s-]+)?(?P<mon>{_EN_MONTH})(?!['’]){_E}"
+                    rf"(?:(?:,\s*|\s+of\s+|\s+)(?P<y>\d{{4}})(?!\d))?", _MONTH_KEYS),
+    Rule.EN_MONTH_DAY: (rf"{_B}(?:(?:on|in|since|last|this)\s+)?(?P<mon>{_EN_MONTH})\.?\s+"
+                        rf"(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(?P<y>\d{{4}}))?"
+                        rf"(?![\d:]){_E}", _MONTH_KEYS),
+    Rule.EN_DAY_MONTH: (rf"{_B}(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?"
+                        rf"(?P<mon>{_EN_MONTH})(?!['’]){_E}(?:,?\s+(?P<y>\d{{4}})(?!\d))?",
+                        _MONTH_KEYS),
+    Rule.NUMERIC_DATE: (r"(?<![\d/.-])(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})"
+                        r"(?:(?P=sep)(?P<d>\d{1,2}))?(?!\d|[-/.]\d)", ("-", "/", ".")),
+    Rule.EN_YEAR: (rf"{_B}(?P<pre>in|during|since|of|(?:the\s+)?year)\s+(?P<y>\d{{4}})"
+                   rf"(?![\d]|[-/.]\d){_E}", _DIGITS),
 }  # fmt: skip
 
 # Recurring or non-temporal phrases: any candidate overlapping one of these is dropped.
