@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.llm.chat import ChatModel, Message, Usage
 from memlane.ranking import RetrievedMemory
 from memlane.retrieval import format_context
 from memlane.text.tokens import detect_language
-from memlane.usage import UsageRecorder
 
 SYSTEM_PROMPTS = {
     "zh": (

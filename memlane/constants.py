@@ -25,7 +25,13 @@ KEY_ATTEMPTS = "{p}:attempts"  # hash: batch id -> "attempts so far|worker of th
 KEY_STOPPED_WORKERS = "{p}:stoppedworkers"  # zset: worker id -> when it was stopped on purpose
 KEY_USAGE = "{p}:usage:{d}"  # hash per day: "user|model|field" -> tokens
 KEY_UNREFLECTED = "{p}:unreflected"  # zset: user -> unreflected observation count
-KEY_SCHEDULE_LOCK = "{p}:schedlock:{n}"  # one beat firing per named schedule slot
+# Beat and task markers. Their strings predate the named Keys methods (they all began with
+# "schedlock:"); they are kept so that a marker set by the previous version still counts.
+KEY_NIGHT_CLAIM = "{p}:schedlock:{j}:{n}"  # job j (reflect, maintain) claimed night n
+KEY_NIGHT_USERS = "{p}:schedlock:{j}:{n}:users"  # list: the users job j hands out on night n
+KEY_NIGHT_WAVE = "{p}:schedlock:{j}:{n}:wave:{o}"  # the wave at offset o was handed out
+KEY_EARLY_REFLECTION = "{p}:schedlock:reflect-early:{u}"  # an early reflection is on its way
+KEY_TASK_STATUS = "{p}:taskstatus:{t}"  # JSON: how lifecycle task t ended (memlane reflect --wait)
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
 
 # Forgetting. A tombstone outlives any plausible pause of a worker that held the user's lease

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.raw import raw_content, raw_memories
+from memlane.buffer.turns import BufferedTurn
 from memlane.models import Memory, MemoryFilter, MemoryKind, SearchHit, TimeField, TimeWindow
 from memlane.ranking import Explanation, RetrievedMemory, is_profile_query, memory_time, mmr, rank
-from memlane.raw import raw_content, raw_memories
 from memlane.store.base import SearchQuery
 from memlane.store.fusion import fuse_rankings
-from memlane.text.tokens import tokenize
 from memlane.text.timeparse import parse_time_range
+from memlane.text.tokens import tokenize
 
 if TYPE_CHECKING:
     from memlane.services import Services

@@ -10,7 +10,7 @@ The steps for one batch, in this order, are what make a killed worker harmless:
 4. only then commit: remove the turns from the buffer and advance the watermark, under the lease.
 
 A crash anywhere before 4 leaves the turns buffered; the retry upserts the same ids. Steps 3 and
-4 run inside :func:`memlane.forgetting.guarded_write`: a user forgotten after the lease was
+4 run inside :func:`memlane.buffer.forgetting.guarded_write`: a user forgotten after the lease was
 granted gets nothing written, and a write that was already under way is undone.
 
 A batch is bounded by turn count and by size (``batch_max_chars``, at least one turn), so a run
@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from memlane.buffer import BufferedTurn, TurnBuffer
+from memlane.buffer.forgetting import guarded_write
+from memlane.buffer.lease import Leases
+from memlane.buffer.raw import raw_content, raw_memories
+from memlane.buffer.turns import BufferedTurn, TurnBuffer
 from memlane.errors import LeaseLost, LLMBadOutput, MemlaneError, Retryable, UserForgotten
-from memlane.forgetting import guarded_write
 from memlane.ids import batch_id as derive_batch_id
-from memlane.lease import Leases
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory
-from memlane.raw import raw_content, raw_memories
 from memlane.redaction import Redactor
 from memlane.store.base import MemoryStore
 from pipelines.plan import ExtractionPlan, apply_plan

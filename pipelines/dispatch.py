@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from memlane.buffer import TurnBuffer, ready_users
+from memlane.buffer.lease import Leases
+from memlane.buffer.turns import TurnBuffer, ready_users
 from memlane.config import BatchingSettings
-from memlane.lease import Leases
 from memlane.logging import get_logger
 
 log = get_logger(__name__)

@@ -15,24 +15,19 @@ against exactly the same set, and never re-searches a store it may already have 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
-import redis
-
-from memlane.buffer import BufferedTurn
-from memlane.errors import RedisUnavailable
-from memlane.keys import Keys
+from memlane.buffer.turns import BufferedTurn
+from memlane.buffer.usage import UsageRecorder
 from memlane.llm.chat import ChatModel, Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind, Role
 from memlane.ranking import memory_time
 from memlane.store.base import MemoryStore, SearchQuery
-from memlane.usage import UsageRecorder
 from pipelines.arbitrate import Pair, Thresholds, build_plan, classify, parse_arbitration
 from pipelines.extract import (
     Extraction,
@@ -51,7 +46,6 @@ from pipelines.prompts import (
 )
 
 log = get_logger(__name__)
-CACHE_FORMAT = 1
 
 
 class ExtractionCache(Protocol):
@@ -65,41 +59,6 @@ class ExtractionCache(Protocol):
 
     def drop(self, batch_id: str) -> None:
         """Forget a batch that was committed (its extraction can never be needed again)."""
-
-
-class RedisExtractionCache:
-    """The extraction cache in Redis (``Keys.extraction``), with a TTL."""
-
-    def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int) -> None:
-        self._r = client
-        self._keys = keys
-        self._ttl = ttl_s
-
-    def get(self, batch_id: str) -> dict[str, Any] | None:
-        """The cached document, or None (also for an unreadable one, which is then redone)."""
-        try:
-            raw = self._r.get(self._keys.extraction(batch_id))
-        except redis.RedisError as e:
-            raise RedisUnavailable(f"extraction cache read failed: {e}") from e
-        if raw is None:
-            return None
-        doc = json.loads(raw)  # type: ignore[arg-type]
-        return doc if isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT else None
-
-    def put(self, batch_id: str, doc: dict[str, Any]) -> None:
-        """Save the document with the TTL."""
-        payload = json.dumps({**doc, "format": CACHE_FORMAT}, ensure_ascii=False)
-        try:
-            self._r.set(self._keys.extraction(batch_id), payload, ex=self._ttl)
-        except redis.RedisError as e:
-            raise RedisUnavailable(f"extraction cache write failed: {e}") from e
-
-    def drop(self, batch_id: str) -> None:
-        """Delete a committed batch's document; a failure only leaves it to its TTL."""
-        try:
-            self._r.delete(self._keys.extraction(batch_id))
-        except redis.RedisError as e:
-            log.warning("extraction_cache_drop_failed", batch_id=batch_id, error=str(e))
 
 
 @dataclass(frozen=True, slots=True)

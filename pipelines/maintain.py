@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
+from memlane.buffer.forgetting import WriteGuard, unguarded
 from memlane.config import MaintenanceSettings
 from memlane.errors import LLMBadOutput
-from memlane.forgetting import WriteGuard, unguarded
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind
 from memlane.store.base import MemoryStore
@@ -80,7 +80,7 @@ def maintain_user(
     """Run the sweeps for one user (see the module docstring); the writes run inside ``guard``.
 
     A lost lease raises :class:`LeaseLost` with nothing written; see
-    :func:`memlane.forgetting.guarded_write` for a user forgotten during the writes.
+    :func:`memlane.buffer.forgetting.guarded_write` for a user forgotten during the writes.
     """
     store = ports.store
     opts = options or SweepOptions(dedup_threshold=settings.dedup_threshold)

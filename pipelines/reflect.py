@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
-from memlane.forgetting import WriteGuard, unguarded
+from memlane.buffer.forgetting import WriteGuard, unguarded
 from memlane.llm.chat import Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
@@ -60,14 +60,14 @@ class JsonChat(Protocol):
 
 
 class UsageSink(Protocol):
-    """Where each call's tokens are counted (``memlane.usage.UsageRecorder``)."""
+    """Where each call's tokens are counted (``memlane.buffer.usage.UsageRecorder``)."""
 
     def record(self, user_id: str, usage: Usage) -> None:
         """Count one call."""
 
 
 class Counter(Protocol):
-    """The unreflected counts (``pipelines.unreflected.UnreflectedCounter``)."""
+    """The unreflected counts (``memlane.buffer.unreflected.UnreflectedCounter``)."""
 
     def settle(self, user_id: str, covered: int, remaining: int) -> int:
         """Subtract what a run covered, keeping at least what it left."""
@@ -125,7 +125,7 @@ def reflect_user(
 ) -> ReflectionResult:
     """Reflect the user's unreflected observations into insights (see the module docstring).
 
-    The writes run inside ``guard`` (the lease's :func:`memlane.forgetting.guarded_write`): a
+    The writes run inside ``guard`` (the lease's :func:`memlane.buffer.forgetting.guarded_write`): a
     lost lease raises :class:`LeaseLost` with nothing written, and a user forgotten meanwhile
     gets what was written undone.
     """

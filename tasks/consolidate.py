@@ -9,9 +9,9 @@ from celery import shared_task
 from celery.app.task import Task
 
 from memlane.backoff import backoff_delay
+from memlane.buffer.forgetting import sweep_due
 from memlane.constants import QUEUE_CONSOLIDATE
 from memlane.errors import LeaseLost, RedisUnavailable, Retryable, UserForgotten
-from memlane.forgetting import sweep_due
 from memlane.logging import get_logger
 from memlane.services import Services
 from pipelines.consolidate import consolidate_user, replay_dead_letter

@@ -7,15 +7,16 @@ import socket
 import threading
 import uuid
 
-from memlane.attempts import RedisAttempts
+from memlane.buffer.attempts import RedisAttempts
+from memlane.buffer.extraction_cache import RedisExtractionCache
+from memlane.buffer.usage import UsageRecorder
 from memlane.config import Settings, load_settings
 from memlane.llm.chat import ChatModel
 from memlane.logging import configure_logging, get_logger
 from memlane.redaction import Redactor
 from memlane.services import Services
-from memlane.usage import UsageRecorder
 from pipelines.consolidate import ConsolidationPorts
-from pipelines.extractor import LLMExtractor, RedisExtractionCache
+from pipelines.extractor import LLMExtractor
 
 log = get_logger(__name__)
 _lock = threading.Lock()

@@ -1,14 +1,13 @@
 """Beat-driven tasks besides dispatch: reflection (nightly and early) and maintenance.
 
 All are safe when two beat processes fire them at once: a night's fan-out claims a marker and
-a snapshot of the users in one atomic step (:class:`pipelines.nightly.NightlyFanOut`) and hands
+a snapshot of the users in one atomic step (:class:`memlane.buffer.nightly.NightlyFanOut`) and hands
 them out in waves; per-user work takes the per-user lease and is idempotent.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 from datetime import datetime
@@ -18,17 +17,18 @@ from celery import shared_task
 from celery.app.task import Task
 
 from memlane.backoff import backoff_delay
+from memlane.buffer.forgetting import WriteGuard, guarded_write
+from memlane.buffer.nightly import NightlyFanOut
+from memlane.buffer.status import TaskStatus
+from memlane.buffer.unreflected import UnreflectedCounter
+from memlane.buffer.usage import UsageRecorder
 from memlane.constants import QUEUE_MAINTENANCE, QUEUE_REFLECT
 from memlane.errors import LeaseLost, LLMBadOutput, LLMNotConfigured, Retryable
-from memlane.forgetting import WriteGuard, guarded_write
 from memlane.llm.chat import ChatModel
 from memlane.logging import get_logger
 from memlane.services import Services
-from memlane.usage import UsageRecorder
 from pipelines.maintain import MaintenancePorts, maintain_user
-from pipelines.nightly import NightlyFanOut
 from pipelines.reflect import ReflectionPorts, ReflectOptions, reflect_user
-from pipelines.unreflected import UnreflectedCounter
 from tasks import runtime
 
 log = get_logger(__name__)
@@ -37,7 +37,6 @@ BAD_OUTPUT_RETRIES = 2  # a model that keeps answering badly waits for the next 
 WAVE_SIZE = 50
 WAVE_SPACING_S = 60.0
 EARLY_MARKER_TTL_S = 600
-DONE_TTL_S = 3600
 _lock = threading.Lock()
 _chats: dict[tuple[int, int], ChatModel] = {}
 
@@ -89,8 +88,7 @@ def note_observations(svc: Services, user_id: str, observations: int) -> bool:
     total = UnreflectedCounter(svc.redis, svc.keys).add(user_id, observations)
     if total < svc.settings.reflection.early_threshold:
         return False
-    marker = svc.keys.schedule_lock(f"reflect-early:{user_id}")
-    if not svc.redis.set(marker, "1", nx=True, ex=EARLY_MARKER_TTL_S):
+    if not UnreflectedCounter(svc.redis, svc.keys).claim_early(user_id, EARLY_MARKER_TTL_S):
         return False
     reflect.apply_async((user_id,), queue=QUEUE_REFLECT)
     log.info("reflect_early", user_id=user_id, unreflected=total)
@@ -105,8 +103,7 @@ def write_guard(svc: Services, user_id: str, token: str) -> WriteGuard:
 def _done(svc: Services, task: Task, result: dict[str, Any]) -> dict[str, Any]:
     """Leave the result where ``memlane reflect --wait`` looks (there is no result backend)."""
     if task.request.id:
-        key = svc.keys.schedule_lock(f"done:{task.request.id}")
-        svc.redis.set(key, json.dumps(result), ex=DONE_TTL_S)
+        TaskStatus(svc.redis, svc.keys).record(task.request.id, result)
     return result
 
 
@@ -145,7 +142,7 @@ def reflect(self: Task, user_id: str) -> dict[str, Any]:
         raise self.retry(exc=e, countdown=_retry_delay(svc, self.request.retries)) from e
     finally:
         svc.leases.release(user_id, token)
-    svc.redis.delete(svc.keys.schedule_lock(f"reflect-early:{user_id}"))
+    UnreflectedCounter(svc.redis, svc.keys).end_early(user_id)
     return _done(svc, self, dataclasses.asdict(result))
 
 
@@ -175,13 +172,13 @@ def _wave(svc: Services, fan: NightlyFanOut, night: str, offset: int) -> list[st
     if users is None:
         return []
     task, queue = (
-        (reflect, QUEUE_REFLECT) if fan.name == "reflect" else (maintain, QUEUE_MAINTENANCE)
+        (reflect, QUEUE_REFLECT) if fan.job == "reflect" else (maintain, QUEUE_MAINTENANCE)
     )
     for user_id in users:
         task.apply_async((user_id,), queue=queue)
     if len(users) == fan.wave_size:
         nightly_wave.apply_async(
-            (fan.name, night, offset + fan.wave_size), queue=queue, countdown=WAVE_SPACING_S
+            (fan.job, night, offset + fan.wave_size), queue=queue, countdown=WAVE_SPACING_S
         )
     return users
 

@@ -8,11 +8,11 @@ from celery import Celery, signals
 from celery.schedules import crontab
 from kombu import Queue  # type: ignore[attr-defined]
 
+from memlane.buffer.connection import celery_broker_url, redis_password, redis_url
 from memlane.config import Settings
 from memlane.constants import QUEUE_CONSOLIDATE, QUEUE_MAINTENANCE, QUEUE_REFLECT
 from memlane.logging import configure_logging
 from memlane.redaction import Redactor
-from memlane.redis_conn import celery_broker_url, redis_password, redis_url
 
 TASK_MODULES = ["tasks.consolidate", "tasks.schedule"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from memlane.buffer.usage import UsageRecorder
 from memlane.chat import ChatReply, MemoryChat
 from memlane.client import MemoryClient
 from memlane.config import Settings
@@ -20,7 +21,6 @@ from memlane.llm.chat import ChatModel
 from memlane.redaction import Redactor
 from memlane.retrieval import format_context
 from memlane.text.tokens import detect_language
-from memlane.usage import UsageRecorder
 from worker.terminal import safe
 
 PROMPT = "you> "

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from memlane.buffer.status import TaskStatus
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.errors import MemlaneError
@@ -232,13 +233,12 @@ def _lifecycle(
     if not wait:
         return 0
     with MemoryClient(settings) as client:
-        svc = client.services
-        key = svc.keys.schedule_lock(f"done:{task_id}")
+        status = TaskStatus(client.services.redis, client.services.keys)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = svc.redis.get(key)
+            done = status.get(task_id)
             if done is not None:
-                print(json.dumps(json.loads(done), ensure_ascii=False, indent=2))  # type: ignore[arg-type]
+                print(json.dumps(done, ensure_ascii=False, indent=2))
                 return 0
             time.sleep(0.2)
     print(f"{command} not finished after {timeout:.0f} s (is a worker running?)", file=sys.stderr)

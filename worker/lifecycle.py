@@ -15,12 +15,12 @@ from typing import Any
 from celery import signals
 from celery.beat import PersistentScheduler, ScheduleEntry
 
-from memlane.attempts import RedisAttempts
+from memlane.buffer.attempts import RedisAttempts
+from memlane.buffer.connection import connect_redis
+from memlane.buffer.keys import Keys
 from memlane.config import Settings
 from memlane.errors import MemlaneError
-from memlane.keys import Keys
 from memlane.logging import get_logger
-from memlane.redis_conn import connect_redis
 from tasks import runtime
 
 log = get_logger(__name__)

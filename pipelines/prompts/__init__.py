@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.turns import BufferedTurn
 from memlane.models import Memory, Role
 from memlane.retrieval import WEEKDAYS, format_time
 from memlane.text.tokens import detect_language

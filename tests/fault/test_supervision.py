@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from memlane.buffer.embedded import start_daemon
 from memlane.client import MemoryClient
-from memlane.embedded_redis import start_daemon
 from memlane.errors import RedisUnavailable
 from tests.support.up_proc import (
     ROOT,

@@ -10,17 +10,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from memlane.buffer.forgetting import guarded_write, sweep_due
+from memlane.buffer.unreflected import UnreflectedCounter
+from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.constants import STRAY_WRITE_GRACE_S
 from memlane.errors import UserForgotten
-from memlane.forgetting import guarded_write, sweep_due
 from memlane.ids import batch_id
 from memlane.llm.chat import Usage
 from memlane.models import Memory, MemoryFilter, MemoryKind
-from memlane.usage import UsageRecorder
 from pipelines.maintain import maintain_user
 from pipelines.reflect import reflect_user
-from pipelines.unreflected import UnreflectedCounter
 from tasks import schedule
 from tasks.schedule import reflection_ports
 from tests.support.lifecycle import is_reflection, observation, plant, reflection_reply

@@ -14,15 +14,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from memlane.buffer.unreflected import UnreflectedCounter
+from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.errors import LLMBadOutput, LLMUnavailable
 from memlane.models import Memory, MemoryKind, MemoryStatus
 from memlane.services import Services
-from memlane.usage import UsageRecorder
 from pipelines.insights import TAG_REFLECTED, TAG_SUBJECT
 from pipelines.reflect import ReflectionResult, ReflectOptions, reflect_user
-from pipelines.unreflected import UnreflectedCounter
 from tasks.schedule import reflection_ports
 from tests.support.lifecycle import (
     backend_settings,  # noqa: F401 (fixture)

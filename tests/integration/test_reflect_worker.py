@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from memlane.buffer.unreflected import UnreflectedCounter
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.models import MemoryKind
 from memlane.services import Services
-from pipelines.unreflected import UnreflectedCounter
 from tasks.schedule import note_observations, reflect_nightly
 from tests.support.lifecycle import (
     everything,

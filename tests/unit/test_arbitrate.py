@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from memlane.buffer.usage import parse_usage, usage_fields
 from memlane.errors import LLMBadOutput
 from memlane.llm.chat import Usage
 from memlane.models import Memory, MemoryKind, TimeGranularity
-from memlane.usage import parse_usage, usage_fields
 from pipelines.arbitrate import Pair, Thresholds, build_plan, classify, parse_arbitration
 from pipelines.extract import Link
 from pipelines.plan import Merge, Supersession, merged

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.turns import BufferedTurn
 from memlane.models import Role, Turn
 from memlane.retrieval import newest_within
 from pipelines.consolidate import take_batch

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.turns import BufferedTurn
 from memlane.models import Memory, MemoryKind, Role, Turn
 from pipelines.extract import parse_extraction
 from pipelines.prompts import (

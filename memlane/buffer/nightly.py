@@ -12,36 +12,26 @@ from collections.abc import Sequence
 
 import redis
 
+from memlane.buffer import lua
+from memlane.buffer.keys import Keys
 from memlane.errors import RedisUnavailable
-from memlane.keys import Keys
 
 NIGHT_TTL_S = 36 * 3600
 
-# KEYS: marker, snapshot list. ARGV: ttl, users... Claim and snapshot together or not at all.
-_START = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[2])
-if #ARGV > 1 then
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-end
-return 1
-"""
-
 
 class NightlyFanOut:
-    """The markers and user snapshot of one nightly job (``reflect``, ``maintain``)."""
+    """The markers and user snapshot of one nightly ``job`` (named by the pipelines' jobs)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, name: str, wave_size: int = 50) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, job: str, wave_size: int = 50) -> None:
         self._r = client
         self._keys = keys
-        self.name = name
+        self.job = job
         self.wave_size = wave_size
-        self._start = client.register_script(_START)
+        self._start = client.register_script(lua.NIGHT_START)
 
     def start(self, night: str, users: Sequence[str]) -> bool:
         """Claim the night and snapshot ``users``; False if this night was already claimed."""
-        keys = [self._keys.schedule_lock(f"{self.name}:{night}"), self._snapshot(night)]
+        keys = [self._keys.night_claim(self.job, night), self._keys.night_users(self.job, night)]
         try:
             return bool(self._start(keys=keys, args=[NIGHT_TTL_S, *users]))
         except redis.RedisError as e:
@@ -49,16 +39,13 @@ class NightlyFanOut:
 
     def wave(self, night: str, offset: int) -> list[str] | None:
         """The users of the wave at ``offset``, or None if that wave was already handed out."""
-        marker = self._keys.schedule_lock(f"{self.name}:{night}:wave:{offset}")
+        marker = self._keys.night_wave(self.job, night, offset)
         try:
             if not self._r.set(marker, "1", nx=True, ex=NIGHT_TTL_S):
                 return None
             found: list[bytes] = self._r.lrange(  # type: ignore[assignment]
-                self._snapshot(night), offset, offset + self.wave_size - 1
+                self._keys.night_users(self.job, night), offset, offset + self.wave_size - 1
             )
         except redis.RedisError as e:
             raise RedisUnavailable(f"nightly wave failed: {e}") from e
         return [u.decode() for u in found]
-
-    def _snapshot(self, night: str) -> str:
-        return self._keys.schedule_lock(f"{self.name}:{night}:users")

@@ -16,10 +16,10 @@ from typing import Any
 
 import redis
 
-from memlane import buffer_lua
+from memlane.buffer import lua
+from memlane.buffer.keys import Keys
 from memlane.errors import LeaseLost, RedisUnavailable
 from memlane.ids import batch_id as derive_batch_id
-from memlane.keys import Keys
 from memlane.models import Role, Turn
 
 TURN_IDS_TTL_S = 30 * 24 * 3600  # a re-push within 30 days is a no-op
@@ -84,9 +84,9 @@ class TurnBuffer:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._r = client
         self.keys = keys
-        self._push = client.register_script(buffer_lua.PUSH)
-        self._commit = client.register_script(buffer_lua.COMMIT)
-        self._dead = client.register_script(buffer_lua.DEAD_LETTER)
+        self._push = client.register_script(lua.PUSH)
+        self._commit = client.register_script(lua.COMMIT)
+        self._dead = client.register_script(lua.DEAD_LETTER)
 
     def push(self, user_id: str, turns: Sequence[Turn]) -> list[bool]:
         """Buffer validated turns atomically; returns which were new (False = seen before)."""

@@ -19,44 +19,11 @@ import time
 
 import redis
 
+from memlane.buffer import lua
+from memlane.buffer.keys import Keys
 from memlane.errors import RedisUnavailable
-from memlane.keys import Keys
 
 STOPPED_KEEP_S = 30 * 24 * 3600  # a stopped worker is remembered this long
-
-_PARSE = """
-local function parse(v)
-  if not v then return 0, '' end
-  local n, holder = string.match(v, '^(%-?%d+)|?(.*)$')
-  return tonumber(n) or 0, holder or ''
-end
-"""
-# KEYS: attempts hash, stopped-workers zset. ARGV: batch id, holder of this attempt.
-_INCR = (
-    _PARSE
-    + """
-local n, last = parse(redis.call('HGET', KEYS[1], ARGV[1]))
-if last ~= '' and redis.call('ZSCORE', KEYS[2], last) then
-  n = n - 1  -- the last attempt's worker was stopped on purpose mid-batch: not the batch's fault
-end
-n = math.max(n, 0) + 1
-redis.call('HSET', KEYS[1], ARGV[1], n .. '|' .. ARGV[2])
-return n
-"""
-)
-# KEYS: attempts hash. ARGV: batch id. Takes one attempt back and ends it (no holder).
-_FORGIVE = (
-    _PARSE
-    + """
-local n = parse(redis.call('HGET', KEYS[1], ARGV[1])) - 1
-if n <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], ARGV[1], n .. '|')
-end
-return n
-"""
-)
 
 
 class RedisAttempts:
@@ -70,11 +37,11 @@ class RedisAttempts:
     def incr(self, batch_id: str) -> int:
         """One more attempt at ``batch_id``; returns the total (see the module docstring)."""
         keys = [self._keys.attempts, self._keys.stopped_workers]
-        return int(self._eval(_INCR, keys, batch_id, self.holder))
+        return int(self._eval(lua.ATTEMPT_START, keys, batch_id, self.holder))
 
     def forgive(self, batch_id: str) -> None:
         """Take back one attempt that ended in a transient fault (never below zero)."""
-        self._eval(_FORGIVE, [self._keys.attempts], batch_id)
+        self._eval(lua.ATTEMPT_FORGIVE, [self._keys.attempts], batch_id)
 
     def clear(self, batch_id: str) -> None:
         """Forget the count of a finished batch."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from memlane.keys import Keys
+from memlane.buffer.keys import Keys
 from memlane.llm.chat import Usage
 from memlane.logging import get_logger
 

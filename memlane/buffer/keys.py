@@ -1,4 +1,7 @@
-"""Formats the Redis key templates of :mod:`memlane.constants` under one prefix."""
+"""Formats the Redis key templates of :mod:`memlane.constants` under one prefix.
+
+One method (or property) per key: nothing else in memlane builds a key string.
+"""
 
 from __future__ import annotations
 
@@ -41,9 +44,25 @@ class Keys:
         """Token usage counters for one day (YYYY-MM-DD)."""
         return c.KEY_USAGE.format(p=self.prefix, d=day)
 
-    def schedule_lock(self, name: str) -> str:
-        """A once-only marker for one firing of a beat schedule entry."""
-        return c.KEY_SCHEDULE_LOCK.format(p=self.prefix, n=name)
+    def night_claim(self, job: str, night: str) -> str:
+        """Set once by the first firing of a nightly ``job`` on ``night`` (YYYY-MM-DD)."""
+        return c.KEY_NIGHT_CLAIM.format(p=self.prefix, j=job, n=night)
+
+    def night_users(self, job: str, night: str) -> str:
+        """The snapshot of the users a nightly ``job`` hands out on ``night``, in waves."""
+        return c.KEY_NIGHT_USERS.format(p=self.prefix, j=job, n=night)
+
+    def night_wave(self, job: str, night: str, offset: int) -> str:
+        """Set once when the wave at ``offset`` of a nightly ``job`` was handed out."""
+        return c.KEY_NIGHT_WAVE.format(p=self.prefix, j=job, n=night, o=offset)
+
+    def early_reflection(self, user_id: str) -> str:
+        """Set (with a TTL) while an early reflection of the user is on its way."""
+        return c.KEY_EARLY_REFLECTION.format(p=self.prefix, u=user_id)
+
+    def task_status(self, task_id: str) -> str:
+        """How a lifecycle task ended (:class:`memlane.buffer.status.TaskStatus`)."""
+        return c.KEY_TASK_STATUS.format(p=self.prefix, t=task_id)
 
     @property
     def pending(self) -> str:

@@ -1,9 +1,9 @@
-"""Counts of observations written since a user's last reflection (``Keys.unreflected``).
+"""Counts of observations written since a user's last reflection (``Keys.unreflected``), and
+the marker of an early reflection on its way (``Keys.early_reflection``).
 
 Consolidation adds the observations it wrote; reflection settles the count by what it covered.
-Both hold the user's lease while they touch it, so the count of one user never races. The count
-is a trigger, not the truth: reflection finds its work by the ``reflected`` tag on observations,
-and re-sets the count to what it left behind.
+Each is one atomic Redis step. The count is a trigger, not the truth: reflection finds its work
+by the ``reflected`` tag on observations, and re-sets the count to what it left behind.
 """
 
 from __future__ import annotations
@@ -12,24 +12,11 @@ from typing import Any
 
 import redis
 
+from memlane.buffer import lua
+from memlane.buffer.keys import Keys
 from memlane.errors import RedisUnavailable
-from memlane.keys import Keys
 
-# Take off what reflection covered; drop the user when nothing is left, and never leave the
-# count below the observations the run knowingly left for later.
-_SETTLE = """
-local v = tonumber(redis.call('ZINCRBY', KEYS[1], -tonumber(ARGV[2]), ARGV[1]))
-local remaining = tonumber(ARGV[3])
-if remaining <= 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return 0
-end
-if v < remaining then
-  redis.call('ZADD', KEYS[1], remaining, ARGV[1])
-  return remaining
-end
-return v
-"""
+EARLY_MARKER_TTL_S = 600  # a burst of batches enqueues at most one early reflection per 10 min
 
 
 class UnreflectedCounter:
@@ -37,8 +24,9 @@ class UnreflectedCounter:
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._r = client
+        self._keys = keys
         self._key = keys.unreflected
-        self._settle = client.register_script(_SETTLE)
+        self._settle = client.register_script(lua.SETTLE_UNREFLECTED)
 
     def add(self, user_id: str, observations: int) -> int:
         """Count newly written observations; returns the user's new total."""
@@ -69,3 +57,18 @@ class UnreflectedCounter:
         except redis.RedisError as e:
             raise RedisUnavailable(f"unreflected read failed: {e}") from e
         return [u.decode() if isinstance(u, bytes) else str(u) for u in found]
+
+    def claim_early(self, user_id: str, ttl_s: int = EARLY_MARKER_TTL_S) -> bool:
+        """Mark an early reflection of the user as on its way; False if one already is."""
+        try:
+            marker = self._keys.early_reflection(user_id)
+            return bool(self._r.set(marker, "1", nx=True, ex=ttl_s))
+        except redis.RedisError as e:
+            raise RedisUnavailable(f"early reflection marker failed: {e}") from e
+
+    def end_early(self, user_id: str) -> None:
+        """A reflection of the user ran: the next burst may trigger an early one again."""
+        try:
+            self._r.delete(self._keys.early_reflection(user_id))
+        except redis.RedisError as e:
+            raise RedisUnavailable(f"early reflection marker failed: {e}") from e

@@ -1,6 +1,15 @@
-"""Lua scripts of the turn buffer and the leases. Each runs atomically inside Redis."""
+"""Every Lua script memlane runs in Redis, in one place. Each runs atomically inside Redis.
+
+The turn buffer (:mod:`.turns`): ``PUSH``, ``COMMIT``, ``DEAD_LETTER``. Leases, tombstones and
+guarded writes (:mod:`.lease`): ``RENEW``, ``GUARD``, ``SETTLE_WRITE``, ``FORGET``,
+``RELEASE``. Attempt counters (:mod:`.attempts`): ``ATTEMPT_START``, ``ATTEMPT_FORGIVE``. The
+nightly fan-out (:mod:`.nightly`): ``NIGHT_START``. Unreflected counts (:mod:`.unreflected`):
+``SETTLE_UNREFLECTED``.
+"""
 
 from __future__ import annotations
+
+# -- the turn buffer -----------------------------------------------------------------------
 
 # KEYS: stream, turn_ids, pending, last_push, users
 # ARGV: user_id, now_ms, turn_ids_ttl_s, then (turn_id, payload) pairs.
@@ -64,6 +73,8 @@ for i = 5, #ARGV do removed = removed + redis.call('XDEL', KEYS[1], ARGV[i]) end
     + "return removed\n"
 )
 
+# -- leases, tombstones and guarded writes --------------------------------------------------
+
 # Shared head: a token granted before the user's last forget (KEYS[2], the tombstone, holds the
 # forget's own token) is dead.
 _FORGOTTEN = """
@@ -111,7 +122,7 @@ return 1
 # KEYS: tombstone, writes. ARGV: token.
 # After a guarded write: -2 (and the intent kept) if the user was forgotten meanwhile, else the
 # intent is dropped and 1 returned.
-SETTLE = """
+SETTLE_WRITE = """
 local tomb = redis.call('GET', KEYS[1])
 if tomb and tonumber(string.match(tomb, '^%d+')) > tonumber(ARGV[1]) then return -2 end
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -134,4 +145,73 @@ return 1
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# -- attempt counters ----------------------------------------------------------------------
+
+# The hash value is "<count>|<holder>"; a bare count (older versions) has no holder.
+
+_PARSE_ATTEMPTS = """
+local function parse(v)
+  if not v then return 0, '' end
+  local n, holder = string.match(v, '^(%-?%d+)|?(.*)$')
+  return tonumber(n) or 0, holder or ''
+end
+"""
+# KEYS: attempts hash, stopped-workers zset. ARGV: batch id, holder of this attempt.
+ATTEMPT_START = (
+    _PARSE_ATTEMPTS
+    + """
+local n, last = parse(redis.call('HGET', KEYS[1], ARGV[1]))
+if last ~= '' and redis.call('ZSCORE', KEYS[2], last) then
+  n = n - 1  -- the last attempt's worker was stopped on purpose mid-batch: not the batch's fault
+end
+n = math.max(n, 0) + 1
+redis.call('HSET', KEYS[1], ARGV[1], n .. '|' .. ARGV[2])
+return n
+"""
+)
+# KEYS: attempts hash. ARGV: batch id. Takes one attempt back and ends it (no holder).
+ATTEMPT_FORGIVE = (
+    _PARSE_ATTEMPTS
+    + """
+local n = parse(redis.call('HGET', KEYS[1], ARGV[1])) - 1
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], n .. '|')
+end
+return n
+"""
+)
+
+# -- the nightly fan-out ------------------------------------------------------------------
+
+# KEYS: marker, snapshot list. ARGV: ttl, users... Claim and snapshot together or not at all.
+NIGHT_START = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[2])
+if #ARGV > 1 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+# -- unreflected counts ---------------------------------------------------------------------
+
+# Take off what reflection covered; drop the user when nothing is left, and never leave the
+# count below the observations the run knowingly left for later.
+SETTLE_UNREFLECTED = """
+local v = tonumber(redis.call('ZINCRBY', KEYS[1], -tonumber(ARGV[2]), ARGV[1]))
+local remaining = tonumber(ARGV[3])
+if remaining <= 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+if v < remaining then
+  redis.call('ZADD', KEYS[1], remaining, ARGV[1])
+  return remaining
+end
+return v
 """

@@ -13,8 +13,8 @@ Forgetting wins. :meth:`Leases.seize_for_forget` takes the lease whoever holds i
 tombstone with its own token: every token granted before it is dead for good (renew and guard
 refuse it), so a worker paused past the forget cannot write the user back. A store write made
 under a lease goes through :meth:`Leases.guard` (lease and tombstone checked, and the memory ids
-recorded, in one step) and :meth:`Leases.settle`; :mod:`memlane.forgetting` undoes what slipped
-through between the two.
+recorded, in one step) and :meth:`Leases.settle`; :mod:`memlane.buffer.forgetting` undoes what
+slipped through between the two.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 
 import redis
 
-from memlane import buffer_lua
+from memlane.buffer import lua
+from memlane.buffer.keys import Keys
 from memlane.constants import TOMBSTONE_TTL_S
 from memlane.errors import LeaseLost, RedisUnavailable, UserForgotten
-from memlane.keys import Keys
 from memlane.logging import get_logger
 
 log = get_logger(__name__)
@@ -77,11 +77,11 @@ class Leases:
         self._keys = keys
         self._ttl_ms = int(ttl_s * 1000)
         self.running_ttl_s = running_ttl_s if running_ttl_s is not None else ttl_s
-        self._renew = client.register_script(buffer_lua.RENEW)
-        self._release = client.register_script(buffer_lua.RELEASE)
-        self._guard = client.register_script(buffer_lua.GUARD)
-        self._settle = client.register_script(buffer_lua.SETTLE)
-        self._forget = client.register_script(buffer_lua.FORGET)
+        self._renew = client.register_script(lua.RENEW)
+        self._release = client.register_script(lua.RELEASE)
+        self._guard = client.register_script(lua.GUARD)
+        self._settle = client.register_script(lua.SETTLE_WRITE)
+        self._forget = client.register_script(lua.FORGET)
 
     def acquire(self, user_id: str) -> str | None:
         """A fresh fencing token if the user's lease was free, else None."""

@@ -1,11 +1,11 @@
 """Forget wins, even over store writes that were already under way.
 
-``forget_user`` fences the user first (:meth:`memlane.lease.Leases.seize_for_forget`): from then
-on no write can *start* under a lease granted before the forget, because every write goes
-through :meth:`~memlane.lease.Leases.guard`, which checks the lease and the tombstone in one step
-right before it. A write that passed its guard before the forget can still land after it: its
-worker was paused between guard and write (a VM freeze), or its request was in flight. Two things
-undo such a write:
+``forget_user`` fences the user first (:meth:`memlane.buffer.lease.Leases.seize_for_forget`):
+from then on no write can *start* under a lease granted before the forget, because every write
+goes through :meth:`~memlane.buffer.lease.Leases.guard`, which checks the lease and the
+tombstone in one step right before it. A write that passed its guard before the forget can still
+land after it: its worker was paused between guard and write (a VM freeze), or its request was
+in flight. Two things undo such a write:
 
 - its own worker: :func:`guarded_write` settles after writing and, if the user was forgotten
   meanwhile, deletes the memories it wrote (compensation) and raises :class:`UserForgotten`;
@@ -20,14 +20,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Protocol
 
+from memlane.buffer.lease import Leases
 from memlane.constants import STRAY_WRITE_GRACE_S, STRAY_WRITE_SWEEP_S
 from memlane.errors import LeaseLost, UserForgotten
-from memlane.lease import Leases
 from memlane.logging import get_logger
-from memlane.store.base import MemoryStore
 
 log = get_logger(__name__)
+
+
+class MemoryDeleter(Protocol):
+    """The one store operation undoing a write needs (any ``MemoryStore`` has it).
+
+    A protocol, not the store itself, so this module stays beside the leases in
+    :mod:`memlane.buffer` without depending on :mod:`memlane.store`.
+    """
+
+    def delete(self, user_id: str, ids: Sequence[str]) -> int:
+        """Delete some of the user's memories; returns how many were deleted."""
+
 
 # What pipelines receive to wrap their store writes: called with the ids about to be written.
 WriteGuard = Callable[[Sequence[str]], AbstractContextManager[None]]
@@ -40,7 +52,7 @@ def unguarded(ids: Sequence[str]) -> AbstractContextManager[None]:
 
 @contextmanager
 def guarded_write(
-    leases: Leases, store: MemoryStore, user_id: str, token: str, ids: Sequence[str]
+    leases: Leases, store: MemoryDeleter, user_id: str, token: str, ids: Sequence[str]
 ) -> Iterator[None]:
     """Run the store writes of ``ids`` under the lease ``token``; forget wins over them.
 
@@ -70,7 +82,7 @@ def _forgotten_since(leases: Leases, user_id: str, token: str) -> bool:
 
 
 def compensate(
-    leases: Leases, store: MemoryStore, user_id: str, token: str, ids: Sequence[str]
+    leases: Leases, store: MemoryDeleter, user_id: str, token: str, ids: Sequence[str]
 ) -> int:
     """Delete what a write of a since-forgotten user put in the store; drop its record."""
     deleted = store.delete(user_id, list(ids)) if ids else 0
@@ -88,7 +100,7 @@ def start_sweeping(leases: Leases, user_id: str, forget_token: str) -> bool:
     return False
 
 
-def sweep_forgotten(leases: Leases, store: MemoryStore, user_id: str) -> bool:
+def sweep_forgotten(leases: Leases, store: MemoryDeleter, user_id: str) -> bool:
     """Delete what writes granted before the user's forget left; True when done watching.
 
     Only writes recorded before the forget can be stray (a later one fails its guard), so once
@@ -108,7 +120,7 @@ def sweep_forgotten(leases: Leases, store: MemoryStore, user_id: str) -> bool:
     return done or not stray
 
 
-def sweep_due(leases: Leases, store: Callable[[], MemoryStore]) -> int:
+def sweep_due(leases: Leases, store: Callable[[], MemoryDeleter]) -> int:
     """Run the due sweeps of forgotten users (``store`` is built only if one is due)."""
     users = leases.due_sweeps()
     for user_id in users:

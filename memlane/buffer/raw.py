@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.turns import BufferedTurn
 from memlane.config import NAME_SEPARATOR
 from memlane.ids import raw_memory_id
 from memlane.models import Memory, MemoryKind, Role

@@ -14,7 +14,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from memlane import embedded_redis as er
+from memlane.buffer import embedded as er
 from memlane.config import Settings
 from memlane.datadir import start_lock, supervisor_state
 from memlane.errors import MemlaneError, RedisUnavailable, ServiceError
