@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from memlane.constants import RRF_K
 from memlane.errors import ConfigError
 
 ENV_PREFIX = "MEMLANE_"
@@ -167,8 +168,7 @@ class RetrievalSettings(_Frozen):
 
     top_k: int = Field(10, ge=1, le=200)
     candidates: int = Field(50, ge=1, le=1000)
-    # 10, not the textbook 60: measured better on both LoCoMo and MADial (benchmarks/recall_bench).
-    rrf_k: int = Field(10, ge=1)
+    rrf_k: int = Field(RRF_K, ge=1)  # see memlane.constants.RRF_K
     knn_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     insight_boost: float = Field(0.2, ge=0)

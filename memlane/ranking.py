@@ -65,9 +65,8 @@ def boost(
     window: tuple[datetime | None, datetime | None] | None,
     profile: bool,
 ) -> RetrievedMemory:
-    """Score one hit: normalised RRF plus configurable boosts, each recorded."""
-    max_rrf = (cfg.knn_weight + cfg.bm25_weight) / (cfg.rrf_k + 1)
-    fused = hit.score / max_rrf if max_rrf else 0.0
+    """Score one hit: its fused score (normalised by fusion, in [0, 1]) plus boosts, recorded."""
+    fused = hit.score
     m = hit.memory
     boosts: dict[str, float] = {}
     if m.kind is MemoryKind.INSIGHT:

@@ -20,7 +20,7 @@ from memlane.buffer.turns import BufferedTurn
 from memlane.models import Memory, MemoryFilter, MemoryKind, SearchHit, TimeField, TimeWindow
 from memlane.ranking import Explanation, RetrievedMemory, is_profile_query, memory_time, mmr, rank
 from memlane.store.base import SearchQuery
-from memlane.store.fusion import fuse_rankings
+from memlane.store.fusion import Fusion, fuse_hits
 from memlane.text.timeparse import parse_time_range
 from memlane.text.tokens import tokenize
 
@@ -69,9 +69,7 @@ def retrieve(
         filter=flt,
         candidates=cfg.candidates,
         with_vectors=cfg.mmr_lambda is not None,
-        knn_weight=cfg.knn_weight,
-        bm25_weight=cfg.bm25_weight,
-        rrf_k=cfg.rrf_k,
+        fusion=Fusion.of(cfg),
     )
     hits = services.store.search(user_id, search)
     results = rank(hits, cfg, moment, window, is_profile_query(query))
@@ -121,20 +119,14 @@ def _pending_hits(
     keep = [i for i in range(len(memories)) if overlap[i] > 0 or cos[i] >= PENDING_MIN_COSINE]
     by_cos = sorted(keep, key=lambda i: -cos[i])
     by_lex = sorted((i for i in keep if overlap[i]), key=lambda i: -overlap[i])
-    cfg = services.settings.retrieval
-    fused = fuse_rankings(
-        [[str(i) for i in by_cos], [str(i) for i in by_lex]],
-        [cfg.knn_weight, cfg.bm25_weight],
-        cfg.rrf_k,
-    )
-    cos_rank = {i: r for r, i in enumerate(by_cos, 1)}
-    lex_rank = {i: r for r, i in enumerate(by_lex, 1)}
-    hits = []
-    for key, score in fused:
-        i = int(key)
+    for i in keep:
         memories[i].embedding = vecs[i].tolist()
-        hits.append(SearchHit(memories[i], score, cos_rank.get(i), lex_rank.get(i), float(cos[i])))
-    return hits
+    return fuse_hits(
+        [(str(i), float(cos[i])) for i in by_cos],
+        [(str(i), float(overlap[i])) for i in by_lex],
+        {str(i): memories[i] for i in keep},
+        Fusion.of(settings.retrieval),
+    )
 
 
 def newest_within(

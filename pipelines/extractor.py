@@ -28,6 +28,7 @@ from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind, Role
 from memlane.ranking import memory_time
 from memlane.store.base import MemoryStore, SearchQuery
+from memlane.store.fusion import Fusion
 from pipelines.arbitrate import Pair, Thresholds, build_plan, classify, parse_arbitration
 from pipelines.extract import (
     Extraction,
@@ -63,11 +64,15 @@ class ExtractionCache(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ExtractorOptions:
-    """How many related memories to show the model, and the near-duplicate thresholds."""
+    """How many related memories to show the model, how they are found, and the near-duplicate
+    thresholds. ``fusion`` is the configured retrieval fusion (the wiring passes
+    ``Fusion.of(settings.retrieval)``), so related memories rank as a bot's retrieval ranks them.
+    """
 
     related_k: int = 8
     query_chars: int = 2000
     thresholds: Thresholds = field(default_factory=Thresholds)
+    fusion: Fusion = field(default_factory=Fusion)
 
 
 class LLMExtractor:
@@ -130,6 +135,7 @@ class LLMExtractor:
             filter=MemoryFilter(kinds=(MemoryKind.OBSERVATION,)),
             candidates=max(4 * k, 20),
             with_vectors=True,  # arbitration compares the candidates' embeddings
+            fusion=self.options.fusion,
         )
         hits = self.store.search(user_id, query)[:k]
         return self._with_vectors([h.memory for h in hits if h.memory.user_id == user_id])

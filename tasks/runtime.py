@@ -15,8 +15,9 @@ from memlane.llm.chat import ChatModel
 from memlane.logging import configure_logging, get_logger
 from memlane.redaction import Redactor
 from memlane.services import Services
+from memlane.store.fusion import Fusion
 from pipelines.consolidate import ConsolidationPorts
-from pipelines.extractor import LLMExtractor
+from pipelines.extractor import ExtractorOptions, LLMExtractor
 
 log = get_logger(__name__)
 _lock = threading.Lock()
@@ -70,6 +71,7 @@ def build_extractor(svc: Services) -> LLMExtractor:
         cache=RedisExtractionCache(svc.redis, svc.keys, settings.batching.extraction_cache_ttl_s),
         tz=settings.tz,
         usage=UsageRecorder(svc.redis, svc.keys),
+        options=ExtractorOptions(fusion=Fusion.of(settings.retrieval)),
     )
 
 

@@ -11,7 +11,7 @@ K = Keys("p")
 
 
 def test_markers_keep_the_strings_earlier_versions_wrote() -> None:
-    """A night claimed, a wave handed out or an early reflection marked before the upgrade counts."""
+    """A night claimed, a wave handed out or an early reflection marked before an upgrade counts."""
     assert K.night_claim("reflect", "2024-10-26") == "p:schedlock:reflect:2024-10-26"
     assert K.night_users("maintain", "2024-10-26") == "p:schedlock:maintain:2024-10-26:users"
     assert K.night_wave("reflect", "2024-10-26", 50) == "p:schedlock:reflect:2024-10-26:wave:50"
