@@ -15,8 +15,8 @@ from memlane.errors import StoreUnavailable
 from memlane.importer import import_memories
 from memlane.logging import get_logger
 from memlane.models import MemoryKind
-from memlane.ranking import RetrievedMemory
-from memlane.retrieval import retrieve
+from memlane.retrieval.ranking import RetrievedMemory
+from memlane.retrieval.search import retrieve
 from memlane.services import Services
 from memlane.validation import validate_retrieve, validate_turns, validate_user_id
 

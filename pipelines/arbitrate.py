@@ -20,8 +20,7 @@ import numpy as np
 
 from memlane.errors import LLMBadOutput
 from memlane.logging import get_logger
-from memlane.models import Memory
-from memlane.ranking import memory_time
+from memlane.models import Memory, memory_time
 from pipelines.extract import Link
 from pipelines.plan import ExtractionPlan, Merge, Supersession
 

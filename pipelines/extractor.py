@@ -25,8 +25,7 @@ from memlane.buffer.usage import UsageRecorder
 from memlane.llm.chat import ChatModel, Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
-from memlane.models import Memory, MemoryFilter, MemoryKind, Role
-from memlane.ranking import memory_time
+from memlane.models import Memory, MemoryFilter, MemoryKind, Role, memory_time
 from memlane.store.base import MemoryStore, SearchQuery
 from memlane.store.fusion import Fusion
 from pipelines.arbitrate import Pair, Thresholds, build_plan, classify, parse_arbitration

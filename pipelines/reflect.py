@@ -29,8 +29,7 @@ from memlane.buffer.forgetting import WriteGuard, unguarded
 from memlane.llm.chat import Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
-from memlane.models import Memory, MemoryFilter, MemoryKind
-from memlane.ranking import memory_time
+from memlane.models import Memory, MemoryFilter, MemoryKind, memory_time
 from memlane.store.base import MemoryStore
 from memlane.text.tokens import detect_language
 from pipelines.insights import (

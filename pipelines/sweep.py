@@ -25,8 +25,7 @@ import numpy as np
 
 from memlane.errors import LLMBadOutput
 from memlane.logging import get_logger
-from memlane.models import Memory, MemoryKind, MemoryStatus
-from memlane.ranking import memory_time
+from memlane.models import Memory, MemoryKind, MemoryStatus, memory_time
 
 log = get_logger(__name__)
 

@@ -14,7 +14,7 @@ from memlane.buffer.usage import FIELDS, UsageRecorder
 from memlane.client import MemoryClient
 from memlane.errors import InvalidInput
 from memlane.redaction import Redactor
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
 from memlane.text.tokens import detect_language
 from memlane.validation import validate_turns
 from worker.terminal import printable, safe

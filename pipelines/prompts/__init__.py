@@ -22,7 +22,7 @@ import yaml
 
 from memlane.buffer.turns import BufferedTurn
 from memlane.models import Memory, Role
-from memlane.retrieval import WEEKDAYS, format_time
+from memlane.retrieval.context import WEEKDAYS, format_time
 from memlane.text.tokens import detect_language
 
 Message = dict[str, str]

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from memlane.buffer.usage import UsageRecorder
 from memlane.config import Settings
 from memlane.models import MemoryKind, MemoryStatus, TimeGranularity
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
 from pipelines.arbitrate import Thresholds
 from pipelines.extractor import ExtractorOptions
 from tests.support.llm_rig import LLMRig, llm_overrides

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from memlane.chat import MemoryChat
 from memlane.client import MemoryClient
 from memlane.config import LLMSettings, Settings
 from memlane.errors import LLMBadOutput, LLMError, LLMRateLimited, LLMUnavailable, Retryable
 from memlane.llm.chat import ChatModel
+from memlane.memory_chat import MemoryChat
 from pipelines.consolidate import consolidate_user
 from tasks import runtime
 from tests.support.llm_rig import llm_overrides

@@ -9,8 +9,8 @@ import pytest
 
 from memlane.config import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, TimeGranularity
-from memlane.ranking import in_window, is_profile_query, mmr, rank, recency
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
+from memlane.retrieval.ranking import in_window, is_profile_query, mmr, rank, recency
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 10, 26, 21, 26, tzinfo=TZ)

@@ -1,4 +1,7 @@
-"""Pure ranking: boosts on top of fused search hits, MMR, and profile-question detection."""
+"""Pure ranking: boosts on top of fused search hits, MMR, and profile-question detection.
+
+The fused score comes normalised from :mod:`memlane.store.fusion`; the boosts add to it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from memlane.config import RetrievalSettings
-from memlane.models import Memory, MemoryKind, SearchHit
+from memlane.models import Memory, MemoryKind, SearchHit, memory_time
 
 _PROFILE = re.compile(
     r"(你知道我|我(是|的)?(喜欢|爱好|职业|工作|家人|住在|偏好)|关于我|我是谁|我的.{0,6}是什么"
@@ -45,11 +48,6 @@ class RetrievedMemory:
 def is_profile_query(query: str) -> bool:
     """True for questions about the user themselves ("你知道我喜欢什么?", "what do I do?")."""
     return bool(_PROFILE.search(query))
-
-
-def memory_time(memory: Memory) -> datetime:
-    """When the memory happened: its event time, else when it was said."""
-    return memory.event_time or memory.recorded_at
 
 
 def recency(memory: Memory, now: datetime, half_life_days: float) -> float:

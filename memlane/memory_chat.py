@@ -15,8 +15,8 @@ from datetime import datetime
 from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.llm.chat import ChatModel, Message, Usage
-from memlane.ranking import RetrievedMemory
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
+from memlane.retrieval.ranking import RetrievedMemory
 from memlane.text.tokens import detect_language
 
 SYSTEM_PROMPTS = {
