@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from memlane.buffer.lease import Leases
 from memlane.buffer.turns import TurnBuffer, ready_users
-from memlane.config import BatchingSettings
+from memlane.config_sections import BatchingSettings
 from memlane.logging import get_logger
 
 log = get_logger(__name__)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from memlane.buffer.forgetting import WriteGuard, unguarded
-from memlane.config import MaintenanceSettings
+from memlane.config_sections import MaintenanceSettings
 from memlane.errors import LLMBadOutput
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind

@@ -193,7 +193,7 @@ def _replay(settings: Settings, batch: str | None, timeout: float) -> int:
 
 def _migrate_index(settings: Settings) -> int:
     """Copy the memories into ``<alias>-v<ES_INDEX_VERSION>`` and move the alias there."""
-    from memlane.config import StoreBackend
+    from memlane.config_sections import StoreBackend
     from memlane.constants import ES_INDEX_VERSION
     from memlane.store.elasticsearch import ElasticsearchStore
     from memlane.store.es_mapping import index_name

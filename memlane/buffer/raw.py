@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from memlane.buffer.turns import BufferedTurn
-from memlane.config import NAME_SEPARATOR
+from memlane.config_sections import NAME_SEPARATOR
 from memlane.ids import raw_memory_id
 from memlane.models import Memory, MemoryKind, Role
 from memlane.text.tokens import detect_language

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
-from memlane.config import RetrievalSettings
+from memlane.config_sections import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, memory_time
 
 _PROFILE = re.compile(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memlane.config import RerankSettings
+from memlane.config_sections import RerankSettings
 from memlane.retrieval.ranking import Explanation, RetrievedMemory
 
 

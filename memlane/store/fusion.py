@@ -22,7 +22,7 @@ from memlane.constants import RRF_K
 from memlane.models import Memory, SearchHit
 
 if TYPE_CHECKING:
-    from memlane.config import RetrievalSettings
+    from memlane.config_sections import RetrievalSettings
 
 
 @dataclass(frozen=True, slots=True)

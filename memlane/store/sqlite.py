@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memlane.config import LimitSettings
+from memlane.config_sections import LimitSettings
 from memlane.errors import InvalidInput, StoreError, StoreUnavailable
 from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
 from memlane.store import sqlite_query as q

@@ -10,7 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from memlane.client import MemoryClient
-from memlane.config import LLMSettings, Settings
+from memlane.config import Settings
+from memlane.config_sections import LLMSettings
 from memlane.errors import LLMBadOutput, LLMError, LLMRateLimited, LLMUnavailable, Retryable
 from memlane.llm.chat import ChatModel
 from memlane.memory_chat import MemoryChat

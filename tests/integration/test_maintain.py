@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from memlane.client import MemoryClient
-from memlane.config import MaintenanceSettings, Settings
+from memlane.config import Settings
+from memlane.config_sections import MaintenanceSettings
 from memlane.models import MemoryKind, MemoryStatus
 from memlane.services import Services
 from pipelines.maintain import MaintenanceResult, maintain_user

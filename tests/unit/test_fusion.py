@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memlane.config import RetrievalSettings
+from memlane.config_sections import RetrievalSettings
 from memlane.constants import RRF_K
 from memlane.models import Memory, MemoryKind
 from memlane.store.base import SearchQuery

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memlane.config import RetrievalSettings
+from memlane.config_sections import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, TimeGranularity
 from memlane.retrieval.context import format_context
 from memlane.retrieval.ranking import in_window, is_profile_query, mmr, rank, recency

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from memlane.buffer.raw import raw_memories
 from memlane.buffer.turns import BufferedTurn, turn_from_json, turn_to_json
-from memlane.config import RESERVED_METADATA_KEYS, LimitSettings
+from memlane.config_sections import RESERVED_METADATA_KEYS, LimitSettings
 from memlane.errors import InvalidInput
 from memlane.models import Memory
 from memlane.validation import validate_memories, validate_turns
