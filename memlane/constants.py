@@ -49,3 +49,13 @@ RRF_K = 10
 # Elasticsearch. Version 2 routes by a digest of the user id (version 1 used the raw id, which
 # breaks for ids with commas on a multi-shard index); see ElasticsearchStore.ensure_schema.
 ES_INDEX_VERSION = 2
+
+# Celery task names: the tasks' own names, their routes, and what tasks send each other by.
+TASK_CONSOLIDATE = "memlane.consolidate"
+TASK_DISPATCH = "memlane.dispatch"
+TASK_REPLAY = "memlane.replay"
+TASK_REFLECT = "memlane.reflect"
+TASK_REFLECT_NIGHTLY = "memlane.reflect_nightly"
+TASK_NIGHTLY_WAVE = "memlane.nightly_wave"
+TASK_MAINTAIN = "memlane.maintain"
+TASK_HOUSEKEEP = "memlane.housekeep"

@@ -11,6 +11,7 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
     ├── LLMError               a model endpoint (chat, embeddings, rerank) failed
     │   ├── LLMRateLimited     429 from the provider (also Retryable)
     │   └── LLMBadOutput       output that fails parsing or schema validation
+    │       └── BadOutputRetry (also Retryable) not the batch's last attempt: retry it
     ├── LeaseLost              another worker holds (or took over) a user's lease
     │   └── UserForgotten      the user was forgotten after the lease was granted
     ├── ServiceError           an embedded service could not be started or reached
@@ -94,6 +95,10 @@ class LLMRateLimited(LLMError, Retryable):
 
 class LLMBadOutput(LLMError):
     """The model's output failed parsing or schema validation."""
+
+
+class BadOutputRetry(LLMBadOutput, Retryable):
+    """Bad LLM output on an attempt that is not the batch's last: retry with backoff."""
 
 
 class LeaseLost(MemlaneError):

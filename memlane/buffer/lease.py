@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 
@@ -36,6 +37,7 @@ from memlane.errors import LeaseLost, RedisUnavailable, UserForgotten
 from memlane.logging import get_logger
 
 log = get_logger(__name__)
+T = TypeVar("T")
 # A recorded write older than this ended long ago (a store request times out in seconds); the
 # next guard of the user prunes it.
 INTENT_TTL_S = 3600
@@ -267,3 +269,75 @@ class Heartbeat:
         self.lost.set()
         log.warning("lease_heartbeat_lost", user_id=self._user_id, token=self._token)
         return False
+
+
+class Outcome(StrEnum):
+    """How a run under a user's lease ended (:func:`run_leased`)."""
+
+    DONE = "done"
+    BUSY = "busy"  # another worker held the lease: nothing ran
+    LOST = "lease_lost"  # the lease was lost while working: nothing more was written
+    FORGOTTEN = "forgotten"  # the user was forgotten meanwhile: what was written is undone
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedRun(Generic[T]):
+    """The outcome of :func:`run_leased`, and the work's value when it is ``DONE``."""
+
+    outcome: Outcome
+    value: T | None = None
+
+    def report(self) -> dict[str, bool]:
+        """What a task reports when the work did not run to the end (empty when it did)."""
+        if self.outcome is Outcome.LOST:
+            return {"lease_lost": True}
+        if self.outcome is Outcome.FORGOTTEN:
+            return {"lease_lost": True, "forgotten": True}
+        return {}
+
+
+def run_leased(
+    leases: Leases,
+    user_id: str,
+    work: Callable[[str], T],
+    token: str | None = None,
+    hold_on: tuple[type[BaseException], ...] = (),
+) -> LeasedRun[T]:
+    """Run ``work(token)`` under the user's lease; the one way a task works on a user.
+
+    The lease is acquired (unless ``token`` was granted already, by dispatch), kept alive by a
+    :class:`Heartbeat` while ``work`` runs, and released afterwards. A lost lease ends as
+    ``LOST`` and a forgotten user as ``FORGOTTEN`` (logged without the user id). Any other
+    error propagates; for one of ``hold_on`` (a task about to retry) the lease is kept for the
+    queue allowance instead of released, so the retry finds the user still its own.
+    """
+    if token is None:
+        token = leases.acquire(user_id)
+        if token is None:
+            return LeasedRun(Outcome.BUSY)
+    release = True
+    try:
+        with leases.heartbeat(user_id, token):
+            value = work(token)
+    except UserForgotten:
+        log.warning("user_forgotten_during_task")  # no user id: the user asked to be forgotten
+        return LeasedRun(Outcome.FORGOTTEN)
+    except LeaseLost:
+        log.warning("lease_lost", user_id=user_id)
+        return LeasedRun(Outcome.LOST)
+    except hold_on:
+        release = False
+        _hold_for_retry(leases, user_id, token)
+        raise
+    finally:
+        if release:
+            leases.release(user_id, token)
+    return LeasedRun(Outcome.DONE, value)
+
+
+def _hold_for_retry(leases: Leases, user_id: str, token: str) -> None:
+    """Keep the user for the retry: the heartbeat stopped, and the running TTL is short."""
+    try:
+        leases.hold_for_retry(user_id, token)
+    except RedisUnavailable as e:  # the lease lapses; dispatch hands the user out again
+        log.warning("lease_hold_failed", user_id=user_id, error=str(e))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -258,28 +258,3 @@ class TurnBuffer:
 def entry_ms(entry_id: str) -> int:
     """The arrival time (ms since epoch) encoded in a stream entry id."""
     return int(entry_id.split("-", 1)[0])
-
-
-def ready_users(
-    users: Iterable[PendingUser],
-    now_ms: int,
-    batch_max_turns: int,
-    max_wait_s: float,
-    idle_s: float,
-) -> list[str]:
-    """Users whose buffered turns should be consolidated now (pure; oldest first).
-
-    Ready means: a full batch is waiting, or the oldest turn waited ``max_wait_s``, or the user
-    has been quiet for ``idle_s`` (the conversation paused).
-    """
-    ready = [
-        u
-        for u in users
-        if u.length > 0
-        and (
-            u.length >= batch_max_turns
-            or now_ms - u.oldest_ms >= max_wait_s * 1000
-            or now_ms - u.last_push_ms >= idle_s * 1000
-        )
-    ]
-    return [u.user_id for u in sorted(ready, key=lambda u: u.oldest_ms)]

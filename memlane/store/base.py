@@ -12,6 +12,7 @@ from memlane.models import Memory, MemoryFilter, Page, SearchHit
 from memlane.store.fusion import Fusion
 
 MAX_PAGE = 10_000  # the largest ``list`` page; Elasticsearch's default result window
+LIST_ALL_PAGE = 1000  # the page size of list_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +103,15 @@ class MemoryStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def list_all(store: MemoryStore, user_id: str, flt: MemoryFilter) -> list[Memory]:
+    """Every memory of the user matching ``flt``, following the list cursor page by page."""
+    found: list[Memory] = []
+    cursor = None
+    while True:
+        page = store.list(user_id, flt, limit=LIST_ALL_PAGE, cursor=cursor)
+        found.extend(page.memories)
+        cursor = page.cursor
+        if cursor is None:
+            return found

@@ -13,7 +13,7 @@ from memlane.buffer.turns import BufferedTurn
 from memlane.errors import LLMBadOutput
 from memlane.ids import observation_id
 from memlane.models import MemoryKind, Role, TimeGranularity, Turn
-from pipelines.extract import (
+from pipelines.extraction.rules import (
     ObservationDraft,
     clamp_importance,
     coarser,

@@ -10,7 +10,7 @@ import pytest
 
 from memlane.buffer.turns import BufferedTurn
 from memlane.models import Memory, MemoryKind, Role, Turn
-from pipelines.extract import parse_extraction
+from pipelines.extraction.rules import parse_extraction
 from pipelines.prompts import (
     PairText,
     arbitration_messages,

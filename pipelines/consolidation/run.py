@@ -25,19 +25,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from memlane.buffer.forgetting import guarded_write
 from memlane.buffer.lease import Leases
-from memlane.buffer.raw import raw_content, raw_memories
+from memlane.buffer.raw import raw_memories
 from memlane.buffer.turns import BufferedTurn, TurnBuffer
-from memlane.errors import LeaseLost, LLMBadOutput, MemlaneError, Retryable, UserForgotten
+from memlane.errors import (
+    BadOutputRetry,
+    LeaseLost,
+    LLMBadOutput,
+    MemlaneError,
+    Retryable,
+    UserForgotten,
+)
 from memlane.ids import batch_id as derive_batch_id
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory
 from memlane.redaction import Redactor
 from memlane.store.base import MemoryStore
+from pipelines.consolidation.rules import take_batch, written_ids
 from pipelines.plan import ExtractionPlan, apply_plan
 
 log = get_logger(__name__)
@@ -50,10 +58,6 @@ class Extractor(Protocol):
         self, user_id: str, batch_id: str, entries: Sequence[BufferedTurn]
     ) -> list[Memory] | ExtractionPlan:
         """The memories (or the plan: memories, supersessions, merges) of one batch."""
-
-
-class BadOutputRetry(LLMBadOutput, Retryable):
-    """Bad LLM output on an attempt that is not the batch's last: retry with backoff."""
 
 
 class AttemptCounter(Protocol):
@@ -96,7 +100,7 @@ class ConsolidationResult:
     dead_lettered: list[str] = field(default_factory=list)
 
 
-def build_plan(
+def plan_batch(
     ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
 ) -> ExtractionPlan:
     """The plan for one batch, memories embedded: by the extractor, or one raw memory per turn."""
@@ -113,19 +117,16 @@ def build_memories(
     ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
 ) -> list[Memory]:
     """The new memories of one batch, embedded (the plan's other steps are left out)."""
-    return build_plan(ports, user_id, batch, entries).memories
+    return plan_batch(ports, user_id, batch, entries).memories
 
 
-def _apply(ports: ConsolidationPorts, user_id: str, plan: ExtractionPlan) -> None:
+def apply_batch_plan(ports: ConsolidationPorts, user_id: str, plan: ExtractionPlan) -> None:
+    """Apply a batch's plan to the store (upsert, supersede, merge; idempotent)."""
     apply_plan(ports.store, user_id, plan, ports.clock(), ports.embedder.embed_passages)
 
 
-def written_ids(plan: ExtractionPlan) -> list[str]:
-    """The memories a plan may create (supersession only updates what exists)."""
-    return [m.id for m in plan.memories] + [m.existing_id for m in plan.merge]
-
-
-def _run_hooks(plan: ExtractionPlan) -> None:
+def run_after_commit(plan: ExtractionPlan) -> None:
+    """Run the plan's hooks once its batch has left the buffer (or its user is forgotten)."""
     for hook in plan.after_commit:  # e.g. drop the cached extraction: it can never be reused
         hook()
 
@@ -135,17 +136,19 @@ def consolidate_batch(
 ) -> int:
     """Store one batch and commit it. Returns the number of memories written."""
     batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
-    plan = build_plan(ports, user_id, batch, entries)
+    plan = plan_batch(ports, user_id, batch, entries)
     try:
         with guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)):
-            _apply(ports, user_id, plan)
+            apply_batch_plan(ports, user_id, plan)
             ports.buffer.commit(user_id, token, entries)
     except UserForgotten:
         ports.attempts.clear(batch)
-        _run_hooks(plan)  # nothing of a forgotten user may stay behind, its extraction neither
+        run_after_commit(
+            plan
+        )  # nothing of a forgotten user may stay behind, its extraction neither
         raise
     ports.attempts.clear(batch)
-    _run_hooks(plan)
+    run_after_commit(plan)
     log.info(
         "batch_consolidated",
         user_id=user_id,
@@ -156,21 +159,6 @@ def consolidate_batch(
         merged=len(plan.merge),
     )
     return len(plan.memories)
-
-
-def take_batch(entries: Sequence[BufferedTurn], max_chars: int | None) -> list[BufferedTurn]:
-    """The oldest entries whose stored text fits ``max_chars`` (always at least one; pure)."""
-    if max_chars is None:
-        return list(entries)
-    batch: list[BufferedTurn] = []
-    used = 0
-    for entry in entries:
-        size = len(raw_content(entry))
-        if batch and used + size > max_chars:
-            break
-        batch.append(entry)
-        used += size
-    return batch
 
 
 def consolidate_user(
@@ -292,83 +280,3 @@ def _park(
     ports.attempts.clear(batch)
     result.dead_lettered.append(batch)
     log.warning("batch_dead_lettered", user_id=user_id, batch_id=batch, reason=reason)
-
-
-def replay_dead_letter(ports: ConsolidationPorts, letter: dict[str, Any], token: str) -> int:
-    """Consolidate a parked batch from its dead letter; drop the letter on success.
-
-    A letter whose batch still fails for good is replayed turn by turn: the turns that store
-    are dropped from it, and the letter keeps only those that still fail, with their reasons.
-    """
-    user_id, batch = letter["user_id"], letter["batch_id"]
-    entries = ports.buffer.dead_letter_entries(letter)
-    try:
-        plan = _replay(ports, user_id, token, batch, entries)
-    except (LeaseLost, Retryable):
-        raise
-    except MemlaneError as e:
-        if len(entries) == 1:
-            raise
-        log.warning("dead_letter_split", user_id=user_id, batch_id=batch, reason=str(e))
-        return _replay_one_by_one(ports, user_id, token, batch, entries)
-    ports.buffer.drop_dead_letter(batch)
-    _run_hooks(plan)
-    log.info("dead_letter_replayed", user_id=user_id, batch_id=batch, memories=len(plan.memories))
-    return len(plan.memories)
-
-
-def _replay(
-    ports: ConsolidationPorts,
-    user_id: str,
-    token: str,
-    batch: str,
-    entries: Sequence[BufferedTurn],
-) -> ExtractionPlan:
-    plan = build_plan(ports, user_id, batch, entries)
-    try:
-        with guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)):
-            _apply(ports, user_id, plan)
-    except UserForgotten:
-        _run_hooks(plan)
-        raise
-    return plan
-
-
-def _replay_one_by_one(
-    ports: ConsolidationPorts,
-    user_id: str,
-    token: str,
-    batch: str,
-    entries: Sequence[BufferedTurn],
-) -> int:
-    written = 0
-    hooks: list[Callable[[], None]] = []
-    failed: list[BufferedTurn] = []
-    reasons: list[str] = []
-    for entry in entries:
-        single = derive_batch_id(user_id, entry.entry_id, entry.entry_id)
-        try:
-            plan = _replay(ports, user_id, token, single, [entry])
-        except (LeaseLost, Retryable):
-            raise
-        except MemlaneError as e:
-            failed.append(entry)
-            reasons.append(f"turn {entry.turn.turn_id}: {type(e).__name__}: {e}")
-            continue
-        written += len(plan.memories)
-        hooks += plan.after_commit
-    if failed:  # the same letter, now holding only the turns that still fail
-        reason = ports.redactor.text("; ".join(reasons))
-        ports.buffer.dead_letter(user_id, token, batch, failed, reason)
-    else:
-        ports.buffer.drop_dead_letter(batch)
-    for hook in hooks:
-        hook()
-    log.info(
-        "dead_letter_replayed",
-        user_id=user_id,
-        batch_id=batch,
-        memories=written,
-        still_failing=len(failed),
-    )
-    return written

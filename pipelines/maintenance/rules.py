@@ -1,13 +1,14 @@
 """Maintenance's pure core: similar pairs, duplicate clusters, merges, forgetting, covered raw.
 
 Pairs come from the memories' stored embeddings (cosine, computed in blocks so a large user
-never needs an n x n matrix in memory):
+never needs an n x n matrix in memory) and are judged by :mod:`pipelines.pairs` under
+:data:`PAIR_RULES`:
 
 - memories of the same kind whose subjects differ (both named) are never paired;
-- cosine >= ``dedup_threshold``: a duplicate, no LLM needed;
-- ``ambiguous_floor`` <= cosine < ``dedup_threshold``, or the same subject and cosine >=
-  ``subject_floor`` (how "lives in Beijing" meets "moved to Shanghai"): ambiguous, for the LLM,
-  which answers duplicate, contradiction or distinct per pair.
+- cosine >= ``duplicate`` (``maintenance.dedup_threshold``): a duplicate, no LLM needed;
+- ``ambiguous`` <= cosine < ``duplicate``, or the same subject and cosine >= ``subject_floor``
+  (how "lives in Beijing" meets "moved to Shanghai"): ambiguous, for the LLM, which answers
+  duplicate, contradiction or distinct per pair.
 
 Duplicates form clusters (union-find); each cluster keeps one memory, which takes the union of
 the cluster's provenance, and the others are superseded by it. A contradiction keeps the newer
@@ -18,18 +19,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 
-from memlane.errors import LLMBadOutput
-from memlane.logging import get_logger
+from memlane.config_sections import MaintenanceSettings
 from memlane.models import Memory, MemoryKind, MemoryStatus, memory_time
+from pipelines.pairs import Pair, PairRules, Verdict, judge, subjects
 
-log = get_logger(__name__)
-
-RELATIONS = ("duplicate", "contradiction", "distinct")
+# e5-small puts unrelated short zh sentences at 0.91-0.93 and paraphrases at 0.95-0.97, so only
+# near-identical pairs merge without asking (the duplicate bar is a setting, 0.97 by default).
+PAIR_RULES = PairRules(duplicate=0.97, ambiguous=0.85, subject_floor=0.80)
 ARCHIVED = "archived"  # superseded_by of a forgotten memory: superseded by nothing
 FORGETTABLE = (MemoryKind.OBSERVATION, MemoryKind.RAW)
 BLOCK = 512
@@ -38,23 +39,17 @@ MAX_KEYWORDS = 8
 
 @dataclass(frozen=True, slots=True)
 class SweepOptions:
-    """Thresholds and the LLM budget of one maintenance sweep."""
+    """The pair rules and the LLM budget of one maintenance sweep, and the forgetting bar."""
 
-    dedup_threshold: float = 0.97
-    ambiguous_floor: float = 0.85
-    subject_floor: float = 0.80
+    rules: PairRules = PAIR_RULES
     pairs_per_call: int = 20
     max_llm_calls: int = 2
     forget_below: float = 0.1
 
-
-@dataclass(frozen=True, slots=True)
-class Pair:
-    """Two memories (positions in the sweep's list), the older first."""
-
-    older: int
-    newer: int
-    cosine: float
+    @classmethod
+    def of(cls, settings: MaintenanceSettings) -> SweepOptions:
+        """The defaults, with the configured duplicate bar (``maintenance.dedup_threshold``)."""
+        return cls(rules=replace(PAIR_RULES, duplicate=settings.dedup_threshold))
 
 
 @dataclass
@@ -77,11 +72,6 @@ def _order(memory: Memory) -> tuple[datetime, str]:
     return (memory.recorded_at, memory.id)
 
 
-def subjects_compatible(a: Memory, b: Memory) -> bool:
-    """False only when both memories name a subject and they differ."""
-    return not (a.subject and b.subject and a.subject != b.subject)
-
-
 def similar_pairs(memories: Sequence[Memory], floor: float) -> Iterator[Pair]:
     """Every pair of same-kind memories with embeddings whose cosine is >= ``floor``."""
     idx = [i for i, m in enumerate(memories) if m.embedding is not None]
@@ -99,49 +89,28 @@ def similar_pairs(memories: Sequence[Memory], floor: float) -> Iterator[Pair]:
 
 
 def _pair(memories: Sequence[Memory], a: int, b: int, cosine: float) -> Pair:
+    """The pair with the one said first as ``old``."""
     if _order(memories[a]) <= _order(memories[b]):
-        return Pair(a, b, cosine)
-    return Pair(b, a, cosine)
+        return Pair(new=b, old=a, cosine=cosine)
+    return Pair(new=a, old=b, cosine=cosine)
 
 
 def classify_pairs(
     memories: Sequence[Memory], options: SweepOptions
 ) -> tuple[list[Pair], list[Pair]]:
     """Automatic duplicates and ambiguous pairs (best first, within the LLM budget)."""
-    floor = min(options.ambiguous_floor, options.subject_floor)
+    rules = options.rules
     auto: list[Pair] = []
     ambiguous: list[Pair] = []
-    for pair in similar_pairs(memories, floor):
-        a, b = memories[pair.older], memories[pair.newer]
-        if not subjects_compatible(a, b):
-            continue
-        same_subject = bool(a.subject) and a.subject == b.subject
-        if pair.cosine >= options.dedup_threshold:
+    for pair in similar_pairs(memories, rules.floor):
+        subject = subjects(memories[pair.old], memories[pair.new])
+        verdict = judge(pair.cosine, subject, rules)
+        if verdict is Verdict.DUPLICATE:
             auto.append(pair)
-        elif pair.cosine >= options.ambiguous_floor or (
-            same_subject and pair.cosine >= options.subject_floor
-        ):
+        elif verdict is Verdict.ASK:
             ambiguous.append(pair)
     ambiguous.sort(key=lambda p: -p.cosine)
     return auto, ambiguous[: options.pairs_per_call * options.max_llm_calls]
-
-
-def parse_decisions(raw: object, pairs: Sequence[Pair]) -> dict[int, str]:
-    """Pair number -> relation from the model's answer; pairs left out count as distinct."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("decisions"), list):
-        raise LLMBadOutput("maintenance.decisions: missing or not a list")
-    found: dict[int, str] = {}
-    for i, item in enumerate(raw["decisions"]):
-        if not isinstance(item, dict):
-            raise LLMBadOutput(f"maintenance.decisions[{i}]: expected an object")
-        number, relation = item.get("pair"), str(item.get("relation", "")).lower()
-        if isinstance(number, bool) or not isinstance(number, int):
-            continue
-        if 0 <= number < len(pairs) and relation in RELATIONS:
-            found[number] = relation
-        else:
-            log.warning("maintenance_decision_ignored", pair=str(number)[:20], relation=relation)
-    return found
 
 
 def clusters(count: int, edges: Sequence[tuple[int, int]]) -> list[list[int]]:
@@ -195,7 +164,7 @@ def plan_sweep(
     """Merges of the duplicate clusters, then contradictions resolved between keepers."""
     plan = SweepPlan()
     kept_as: dict[str, str] = {}
-    for group in clusters(len(memories), [(p.older, p.newer) for p in duplicates]):
+    for group in clusters(len(memories), [(p.old, p.new) for p in duplicates]):
         merged, others = merge_cluster([memories[i] for i in group], now)
         plan.keep.append(merged)
         for other in others:
@@ -204,13 +173,18 @@ def plan_sweep(
             plan.merged += 1
     gone: set[str] = set(kept_as)
     for pair in contradictions:
-        old, new = memories[pair.older], memories[pair.newer]
+        old, new = memories[pair.old], memories[pair.new]
         old_id, new_id = kept_as.get(old.id, old.id), kept_as.get(new.id, new.id)
         if old_id == new_id or old_id in gone:
             continue
         gone.add(old_id)
         plan.supersede.append((old_id, new_id, memory_time(new)))
     return plan
+
+
+def is_sweep_hour(now: datetime, cron_hour: int) -> bool:
+    """Whether the hourly housekeeping at ``now`` (local time) also fans out the nightly sweep."""
+    return now.hour == cron_hour
 
 
 def forgetting_score(memory: Memory, now: datetime, half_life_days: float) -> float:

@@ -84,6 +84,11 @@ def normalise_subject(value: object) -> str | None:
     return text or None
 
 
+def early_reflection_due(unreflected: int, threshold: int) -> bool:
+    """Whether a user with this many unreflected observations is reflected before the night."""
+    return unreflected >= threshold
+
+
 def is_reflected(memory: Memory) -> bool:
     """Whether reflection has already seen this observation."""
     return memory.metadata.get(TAG_REFLECTED) is True
@@ -173,6 +178,17 @@ def subject_states(
         if subject is not None and is_reflected(memory):
             states.setdefault(subject, SubjectState(subject)).evidence.add(memory.id)
     return states
+
+
+def insight_texts(states: dict[str, SubjectState]) -> list[tuple[str, str]]:
+    """``(subject, what its insight says now)`` for every subject that has a text, by subject."""
+    found = []
+    for subject in sorted(states):
+        state = states[subject]
+        text = state.content or (state.current.content if state.current else None)
+        if text:
+            found.append((subject, text))
+    return found
 
 
 def apply_drafts(

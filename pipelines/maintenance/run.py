@@ -2,7 +2,7 @@
 
 1. duplicates: clusters of near-identical memories keep one, which takes the union of their
    provenance; the others are superseded by it (``superseded_by`` = the kept id);
-2. contradictions across weeks: the ambiguous pairs (see :mod:`pipelines.sweep`) go to the LLM,
+2. contradictions across weeks: the ambiguous pairs (see :mod:`.rules`) go to the LLM,
    at most ``max_llm_calls`` calls; the newer fact stays active, the older is superseded with
    ``valid_to`` = the newer one's time;
 3. forgetting (``maintenance.forgetting_enabled``, off by default): observations and raw turns
@@ -14,6 +14,9 @@
 Insights are left alone: reflection keeps one per subject. Everything is computed first and
 written last (keepers, then supersessions, then archives); every step is idempotent, so a retry
 after a crash reaches the same state.
+
+:func:`housekeep` is the hourly job around it: it repairs the pending-users index and, in the
+hour of ``maintenance.cron_hour``, fans ``maintain(user)`` out to every known user once a night.
 """
 
 from __future__ import annotations
@@ -21,27 +24,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import Protocol
 
 from memlane.buffer.forgetting import WriteGuard, unguarded
 from memlane.config_sections import MaintenanceSettings
 from memlane.errors import LLMBadOutput
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind
-from memlane.store.base import MemoryStore
+from memlane.store.base import MemoryStore, list_all
 from memlane.text.tokens import detect_language
-from pipelines.prompts import Message, Prompt, fill, load_prompt, local_time, quote_line
-from pipelines.reflect import JsonChat, UsageSink, list_all
-from pipelines.sweep import (
-    Pair,
+from pipelines.fanout import Night, Senders, send_wave
+from pipelines.maintenance.rules import (
     SweepOptions,
     SweepPlan,
     archived,
     classify_pairs,
     covered_raw,
-    parse_decisions,
+    is_sweep_hour,
     plan_sweep,
     to_forget,
 )
+from pipelines.pairs import Pair, Relation, parse_decisions
+from pipelines.ports import JsonChat, UsageSink
+from pipelines.prompts import load_prompt, maintenance_messages
 
 log = get_logger(__name__)
 SWEPT_KINDS = (MemoryKind.OBSERVATION, MemoryKind.CUSTOM, MemoryKind.RAW)
@@ -70,6 +75,38 @@ class MaintenanceResult:
     llm_calls: int = 0
 
 
+class PendingIndex(Protocol):
+    """What housekeeping needs of the turn buffer (``TurnBuffer``)."""
+
+    def repair_pending(self) -> int:
+        """Re-index users who have buffered turns but no pending entry; returns how many."""
+
+    def known_users(self) -> list[str]:
+        """Every user id ever pushed."""
+
+
+@dataclass
+class HousekeepingResult:
+    """What one hourly housekeeping did."""
+
+    repaired: int = 0
+    swept: int = 0
+
+
+def housekeep(
+    buffer: PendingIndex, fan: Night, now: datetime, cron_hour: int, send: Senders
+) -> HousekeepingResult:
+    """Repair the pending-users index; in the sweep hour, fan the sweep out to every user."""
+    result = HousekeepingResult(repaired=buffer.repair_pending())
+    if result.repaired:
+        log.warning("pending_index_repaired", users=result.repaired)
+    if is_sweep_hour(now, cron_hour):
+        night = now.strftime("%Y-%m-%d")
+        if fan.start(night, sorted(buffer.known_users())):
+            result.swept = len(send_wave(fan, night, 0, send))
+    return result
+
+
 def maintain_user(
     ports: MaintenancePorts,
     user_id: str,
@@ -83,15 +120,15 @@ def maintain_user(
     :func:`memlane.buffer.forgetting.guarded_write` for a user forgotten during the writes.
     """
     store = ports.store
-    opts = options or SweepOptions(dedup_threshold=settings.dedup_threshold)
+    opts = options or SweepOptions.of(settings)
     memories = list_all(store, user_id, MemoryFilter(kinds=SWEPT_KINDS))
     result = MaintenanceResult(memories=len(memories))
     now = ports.clock()
     auto, ambiguous = classify_pairs(memories, opts)
     decided = _arbitrate(ports, user_id, memories, ambiguous, opts, result)
-    duplicates = auto + [p for p, r in decided if r == "duplicate"]
+    duplicates = auto + [p for p, r in decided if r is Relation.DUPLICATE]
     contradictions = sorted(
-        (p for p, r in decided if r == "contradiction"), key=lambda p: (p.older, p.newer)
+        (p for p, r in decided if r is Relation.CONTRADICTION), key=lambda p: (p.old, p.new)
     )
     plan = plan_sweep(memories, duplicates, contradictions, now)
     result.merged = plan.merged
@@ -158,48 +195,25 @@ def _arbitrate(
     pairs: Sequence[Pair],
     opts: SweepOptions,
     result: MaintenanceResult,
-) -> list[tuple[Pair, str]]:
+) -> list[tuple[Pair, Relation]]:
     """The model's relation for each ambiguous pair, in calls of ``pairs_per_call``."""
     if ports.chat is None or not pairs:
         return []
-    decided: list[tuple[Pair, str]] = []
+    decided: list[tuple[Pair, Relation]] = []
     for start in range(0, len(pairs), opts.pairs_per_call):
         chunk = pairs[start : start + opts.pairs_per_call]
-        language = detect_language(" ".join(memories[p.newer].content for p in chunk))
-        messages = sweep_messages(load_prompt("maintain", language), memories, chunk, ports.tz)
+        language = detect_language(" ".join(memories[p.new].content for p in chunk))
+        messages = maintenance_messages(
+            load_prompt("maintain", language), memories, chunk, ports.tz
+        )
         raw, usage = ports.chat.complete_json(messages, "maintain")
         result.llm_calls += 1
         if ports.usage is not None:
             ports.usage.record(user_id, usage)
         try:
-            found = parse_decisions(raw, chunk)
+            found = parse_decisions(raw, len(chunk), "maintenance")
         except LLMBadOutput as e:  # a sweep can wait: skip the chunk, keep every memory
             log.warning("maintenance_output_refused", user_id=user_id, error=str(e))
             continue
         decided.extend((chunk[n], relation) for n, relation in sorted(found.items()))
     return decided
-
-
-def sweep_messages(
-    prompt: Prompt, memories: Sequence[Memory], pairs: Sequence[Pair], tz: tzinfo
-) -> list[Message]:
-    """The maintenance call: every ambiguous pair, numbered from 0, older memory first."""
-    lines = []
-    for i, pair in enumerate(pairs):
-        old, new = memories[pair.older], memories[pair.newer]
-        lines.append(
-            fill(
-                prompt.extras["pair_template"],
-                index=str(i),
-                old_time=local_time(old.recorded_at, tz, prompt.language)[:10],
-                old=quote_line(old.content),
-                new_time=local_time(new.recorded_at, tz, prompt.language)[:10],
-                new=quote_line(new.content),
-            ).rstrip()
-        )
-    messages: list[Message] = [{"role": "system", "content": prompt.system}]
-    for example_input, example_output in prompt.examples:
-        messages.append({"role": "user", "content": example_input})
-        messages.append({"role": "assistant", "content": example_output})
-    messages.append({"role": "user", "content": fill(prompt.template, pairs="\n".join(lines))})
-    return messages

@@ -1,14 +1,18 @@
-"""Dispatching: find users whose buffered turns are ready and hand each to one worker."""
+"""Dispatching, every few seconds: hand each user whose turns are ready to one worker, and sweep
+what writes of forgotten users may have left (:func:`memlane.buffer.forgetting.sweep_due`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from memlane.buffer.forgetting import MemoryDeleter, sweep_due
 from memlane.buffer.lease import Leases
-from memlane.buffer.turns import TurnBuffer, ready_users
+from memlane.buffer.turns import TurnBuffer
 from memlane.config_sections import BatchingSettings
+from memlane.errors import Retryable
 from memlane.logging import get_logger
+from pipelines.consolidation.rules import ready_users
 
 log = get_logger(__name__)
 
@@ -45,4 +49,24 @@ def dispatch_ready(
             log.exception("enqueue_failed", user_id=user_id)
             raise
         sent.append(user_id)
+    return sent
+
+
+def dispatch(
+    buffer: TurnBuffer,
+    leases: Leases,
+    store: Callable[[], MemoryDeleter],
+    batching: BatchingSettings,
+    enqueue: Callable[[str, str], None],
+) -> list[str]:
+    """One beat of dispatch: :func:`dispatch_ready`, then the due sweeps of forgotten users.
+
+    The store is built only if a sweep is due. A sweep that fails is logged and retried at the
+    next beat (it is rare: only after a forget that found a write of the user under way).
+    """
+    sent = dispatch_ready(buffer, leases, batching, enqueue)
+    try:
+        sweep_due(leases, store)
+    except Retryable as e:
+        log.warning("forget_sweep_failed", error=str(e))
     return sent

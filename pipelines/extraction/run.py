@@ -28,15 +28,17 @@ from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind, Role, memory_time
 from memlane.store.base import MemoryStore, SearchQuery
 from memlane.store.fusion import Fusion
-from pipelines.arbitrate import Pair, Thresholds, build_plan, classify, parse_arbitration
-from pipelines.extract import (
+from pipelines.extraction.rules import (
     Extraction,
-    Link,
+    PairLimits,
+    arbitration_links,
+    classify,
     draft_memory,
     extraction_to_json,
     parse_extraction,
 )
-from pipelines.plan import ExtractionPlan
+from pipelines.pairs import Pair, Relation
+from pipelines.plan import ExtractionPlan, Link, build_plan
 from pipelines.prompts import (
     PairText,
     arbitration_messages,
@@ -64,13 +66,13 @@ class ExtractionCache(Protocol):
 @dataclass(frozen=True, slots=True)
 class ExtractorOptions:
     """How many related memories to show the model, how they are found, and the near-duplicate
-    thresholds. ``fusion`` is the configured retrieval fusion (the wiring passes
+    check (:class:`PairLimits`). ``fusion`` is the configured retrieval fusion (the wiring passes
     ``Fusion.of(settings.retrieval)``), so related memories rank as a bot's retrieval ranks them.
     """
 
     related_k: int = 8
     query_chars: int = 2000
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    pairs: PairLimits = field(default_factory=PairLimits)
     fusion: Fusion = field(default_factory=Fusion)
 
 
@@ -115,7 +117,9 @@ class LLMExtractor:
         if "links" not in doc:
             doc["links"] = self._resolve(user_id, extraction, memories, candidates, doc)
             self.cache.put(batch_id, doc)
-        links = [Link(k["observation"], k["memory_id"], k["relation"]) for k in doc["links"]]
+        links = [
+            Link(k["observation"], k["memory_id"], Relation(k["relation"])) for k in doc["links"]
+        ]
         plan = build_plan(memories, links, candidates)
         plan.after_commit.append(lambda: self.cache.drop(batch_id))
         return plan
@@ -208,7 +212,7 @@ class LLMExtractor:
         """The model's links, plus embedding duplicates, plus arbitrated ambiguous pairs."""
         links = list(extraction.links)
         linked = {k.observation for k in links}
-        auto, pairs = classify(memories, candidates, linked, self.options.thresholds)
+        auto, pairs = classify(memories, candidates, linked, self.options.pairs)
         links += auto
         if pairs:
             links += self._arbitrate(user_id, pairs, memories, candidates, doc["language"])
@@ -226,19 +230,18 @@ class LLMExtractor:
         language: str,
     ) -> list[Link]:
         """LLM call #2: one decision per ambiguous pair."""
-        by_id = {m.id: m for m in candidates}
         texts = [
             PairText(
-                new=memories[p.observation].content,
-                new_time=memories[p.observation].recorded_at,
-                old=by_id[p.memory_id].content,
-                old_time=memory_time(by_id[p.memory_id]),
+                new=memories[p.new].content,
+                new_time=memories[p.new].recorded_at,
+                old=candidates[p.old].content,
+                old_time=memory_time(candidates[p.old]),
             )
             for p in pairs
         ]
         prompt = load_prompt("arbitrate", language)
         raw = self._call(user_id, arbitration_messages(prompt, texts, self.tz), "arbitrate")
-        links = parse_arbitration(raw, pairs)
+        links = arbitration_links(raw, pairs, candidates)
         log.info("pairs_arbitrated", user_id=user_id, pairs=len(pairs), links=len(links))
         return links
 

@@ -1,4 +1,5 @@
-"""Extraction output: validate the LLM's JSON into observation drafts, and drafts into memories.
+"""Extraction's pure core: the model's JSON into observation drafts and links, drafts into
+memories, near-duplicates into links, and links into the batch's plan.
 
 Everything here is pure. The shape the extraction prompt asks for::
 
@@ -12,6 +13,12 @@ Structural faults (no ``observations`` list, an observation without text, a wron
 are dropped. A link naming a memory id that was not among the candidates shown to the model is
 refused and logged (``foreign_memory_id_refused``): no output can reach another memory, and so
 no other user's memory.
+
+Near-duplicates and contradictions: for each new observation the model did not link itself,
+the :mod:`pipelines.pairs` check against the related memories decides (:data:`PAIR_RULES`): a
+duplicate link without asking, or an ambiguous pair; all ambiguous pairs of a batch go to ONE
+arbitration call, whose answers (by pair number) become links (:func:`arbitration_links`).
+:func:`pipelines.plan.build_plan` turns the links into the batch's plan.
 """
 
 from __future__ import annotations
@@ -22,16 +29,36 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+import numpy as np
+
 from memlane.buffer.turns import BufferedTurn
 from memlane.errors import LLMBadOutput
 from memlane.ids import observation_id
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryKind, TimeGranularity
 from memlane.text.tokens import detect_language
+from pipelines.pairs import (
+    Pair,
+    PairRules,
+    Relation,
+    Verdict,
+    cosine_matrix,
+    judge,
+    parse_decisions,
+    subjects,
+)
+from pipelines.plan import Link
 
 log = get_logger(__name__)
 
-RELATIONS = ("duplicate", "contradiction")
+LINK_RELATIONS = (Relation.DUPLICATE, Relation.CONTRADICTION)  # what a link may say
+# e5 cosines are compressed: same-subject facts of one person have a median near 0.85 on
+# LoCoMo, "lives in Beijing" / "now lives in Shanghai" reach 0.97 in Chinese, and paraphrases of
+# one fact sit above 0.98. So only >= 0.98 (same subject, same person) merges without asking,
+# and 0.94-0.98 is asked.
+PAIR_RULES = PairRules(
+    duplicate=0.98, ambiguous=0.94, duplicate_needs_same_subject=True, same_person=True
+)
 MAX_OBSERVATIONS = 50
 MAX_CONTENT_CHARS = 2000
 MAX_KEYWORDS = 8
@@ -51,15 +78,6 @@ class ObservationDraft:
     source_turns: tuple[int, ...] = ()  # 1-based turn numbers of the batch
     about: str = "user"
     subject: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """An observation that duplicates or contradicts an existing memory."""
-
-    observation: int
-    memory_id: str
-    relation: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +261,7 @@ def _parse_link(
     index = _as_int(item.get("observation"))
     memory_id = item.get("memory_id")
     relation = str(item.get("relation", "")).lower()
-    if index is None or not 0 <= index < observations or relation not in RELATIONS:
+    if index is None or not 0 <= index < observations or relation not in LINK_RELATIONS:
         log.warning("link_ignored", path=path, observation=str(index), relation=relation[:20])
         return None
     if not isinstance(memory_id, str) or memory_id not in candidate_ids:
@@ -251,7 +269,7 @@ def _parse_link(
             "foreign_memory_id_refused", memory_id=str(memory_id)[:80], path=path, **context
         )
         return None
-    return Link(index, memory_id, relation)
+    return Link(index, memory_id, Relation(relation))
 
 
 def extraction_to_json(extraction: Extraction) -> dict[str, Any]:
@@ -307,3 +325,69 @@ def draft_memory(
         language=detect_language(draft.content),
         metadata={**metadata, **extra},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PairLimits:
+    """The pair check of a batch: its rules, and how many pairs may go to arbitration."""
+
+    rules: PairRules = PAIR_RULES
+    max_pairs: int = 12
+    pairs_per_observation: int = 2
+
+
+def classify(
+    new: Sequence[Memory], candidates: Sequence[Memory], linked: set[int], limits: PairLimits
+) -> tuple[list[Link], list[Pair]]:
+    """Automatic duplicate links and the ambiguous pairs, for observations not yet linked.
+
+    ``Pair.new`` is the observation's position, ``Pair.old`` the candidate's.
+    """
+    if not new or not candidates:
+        return [], []
+    cos = cosine_matrix(new, candidates)
+    links: list[Link] = []
+    pairs: list[Pair] = []
+    for i, memory in enumerate(new):
+        if i in linked:
+            continue
+        found = _classify_one(i, memory, candidates, cos[i], limits)
+        if isinstance(found, Link):
+            links.append(found)
+        else:
+            pairs.extend(found)
+    return links, pairs[: limits.max_pairs]
+
+
+def _classify_one(
+    index: int,
+    memory: Memory,
+    candidates: Sequence[Memory],
+    cosines: np.ndarray,
+    limits: PairLimits,
+) -> Link | list[Pair]:
+    rules = limits.rules
+    pairs: list[Pair] = []
+    for j in np.argsort(-cosines):
+        value = float(cosines[j])
+        if value < rules.floor:
+            break
+        other = candidates[j]
+        verdict = judge(value, subjects(memory, other, rules.same_person), rules)
+        if verdict is Verdict.DUPLICATE:
+            return Link(index, other.id, Relation.DUPLICATE)
+        if verdict is Verdict.ASK and len(pairs) < limits.pairs_per_observation:
+            pairs.append(Pair(index, int(j), value))
+    return pairs
+
+
+def arbitration_links(
+    raw: object, pairs: Sequence[Pair], candidates: Sequence[Memory]
+) -> list[Link]:
+    """Links from the arbitration answer, by pair number; pairs it leaves out are distinct."""
+    decided = parse_decisions(raw, len(pairs), "arbitration")
+    return [
+        Link(pairs[n].new, candidates[pairs[n].old].id, relation)
+        for n, relation in sorted(decided.items())
+        if relation is not Relation.DISTINCT
+    ]

@@ -8,7 +8,7 @@ One run for one user, under the user's lease:
    them, which subjects they belong to (existing insight subjects plus new ones) and what each
    touched subject's insight now says; every call's tokens are recorded;
 3. compute everything: one new insight version per updated subject (id from subject + evidence,
-   see :mod:`pipelines.insights`), the supersessions of the old versions, the tags on the
+   see :mod:`pipelines.reflection.rules`), the supersessions of the old versions, the tags on the
    observations;
 4. only then write: upsert the new versions, supersede the old ones, tag the observations, and
    settle the user's unreflected count.
@@ -16,6 +16,12 @@ One run for one user, under the user's lease:
 A failure before 4 writes nothing. A failure inside 4 is repaired by the next run: the same
 evidence gives the same ids, and a subject left with two active versions keeps the newer.
 Observations beyond the call budget stay unreflected for the next run.
+
+When a run starts: nightly, for every user with unreflected observations
+(:func:`start_nightly_reflection`, handed out in waves by :mod:`pipelines.fanout`), and early,
+as soon as consolidation has written ``reflection.early_threshold`` observations since the last
+run (:func:`note_observations`; a marker with a TTL keeps a burst of batches from sending more
+than one).
 """
 
 from __future__ import annotations
@@ -26,43 +32,28 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from memlane.buffer.forgetting import WriteGuard, unguarded
-from memlane.llm.chat import Message, Usage
+from memlane.errors import Retryable
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
-from memlane.models import Memory, MemoryFilter, MemoryKind, memory_time
-from memlane.store.base import MemoryStore
+from memlane.models import Memory, MemoryFilter, MemoryKind
+from memlane.store.base import MemoryStore, list_all
 from memlane.text.tokens import detect_language
-from pipelines.insights import (
+from pipelines.fanout import Night, Senders, send_wave
+from pipelines.ports import JsonChat, UsageSink
+from pipelines.prompts import load_prompt, reflection_messages
+from pipelines.reflection.rules import (
     ReflectionPlan,
     SubjectState,
     apply_drafts,
+    early_reflection_due,
+    insight_texts,
     is_reflected,
     parse_reflection,
     plan_reflection,
     subject_states,
 )
-from pipelines.prompts import Prompt, fill, load_prompt, local_time, quote_line
 
 log = get_logger(__name__)
-PAGE = 1000
-
-
-class JsonChat(Protocol):
-    """The chat model as pipelines use it (``memlane.llm.chat.ChatModel``)."""
-
-    model: str
-
-    def complete_json(
-        self, messages: Sequence[Message], schema_name: str
-    ) -> tuple[dict[str, Any], Usage]:
-        """One completion parsed as a JSON object, and its token usage."""
-
-
-class UsageSink(Protocol):
-    """Where each call's tokens are counted (``memlane.buffer.usage.UsageRecorder``)."""
-
-    def record(self, user_id: str, usage: Usage) -> None:
-        """Count one call."""
 
 
 class Counter(Protocol):
@@ -70,6 +61,35 @@ class Counter(Protocol):
 
     def settle(self, user_id: str, covered: int, remaining: int) -> int:
         """Subtract what a run covered, keeping at least what it left."""
+
+    def end_early(self, user_id: str) -> None:
+        """A reflection ran: the next burst of observations may trigger an early one again."""
+
+
+class EarlyCounter(Protocol):
+    """The unreflected counts and the early marker (``UnreflectedCounter``)."""
+
+    def add(self, user_id: str, observations: int) -> int:
+        """Count newly written observations; returns the user's new total."""
+
+    def claim_early(self, user_id: str) -> bool:
+        """Mark an early reflection as on its way; False if one already is."""
+
+
+class DueUsers(Protocol):
+    """Who has unreflected observations (``UnreflectedCounter``)."""
+
+    def due(self) -> list[str]:
+        """Every user with at least one unreflected observation, most behind first."""
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyReflection:
+    """The early trigger: the counts, the threshold and how to send ``reflect(user)``."""
+
+    counter: EarlyCounter
+    threshold: int
+    send: Callable[[str], None]
 
 
 @dataclass
@@ -102,18 +122,6 @@ class ReflectionResult:
     llm_calls: int = 0
     written: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
-
-
-def list_all(store: MemoryStore, user_id: str, flt: MemoryFilter) -> list[Memory]:
-    """Every memory of the user matching ``flt``, following the list cursor."""
-    found: list[Memory] = []
-    cursor = None
-    while True:
-        page = store.list(user_id, flt, limit=PAGE, cursor=cursor)
-        found.extend(page.memories)
-        cursor = page.cursor
-        if cursor is None:
-            return found
 
 
 def reflect_user(
@@ -152,6 +160,7 @@ def reflect_user(
         _write(ports, user_id, plan, result)
     if ports.counter is not None:
         ports.counter.settle(user_id, result.observations, result.remaining)
+        ports.counter.end_early(user_id)
     log.info(
         "user_reflected",
         user_id=user_id,
@@ -184,40 +193,11 @@ def _ask(
     chunk: Sequence[Memory],
 ) -> list[Any]:
     prompt = load_prompt("reflect", _language(chunk))
-    messages = reflection_messages(prompt, states, chunk, ports.tz)
+    messages = reflection_messages(prompt, insight_texts(states), chunk, ports.tz)
     raw, usage = ports.chat.complete_json(messages, "reflect")
     if ports.usage is not None:
         ports.usage.record(user_id, usage)
     return parse_reflection(raw, len(chunk))
-
-
-def reflection_messages(
-    prompt: Prompt, states: dict[str, SubjectState], chunk: Sequence[Memory], tz: tzinfo
-) -> list[Message]:
-    """The reflection call: the current insight of every subject, then numbered observations."""
-    lines = []
-    for subject in sorted(states):
-        state = states[subject]
-        text = state.content or (state.current.content if state.current else None)
-        if text:
-            lines.append(f"- {quote_line(subject)}: {quote_line(text)}")
-    insights = "\n".join(lines) or prompt.extras.get("no_insights", "(none)")
-    numbered = enumerate(chunk, 1)
-    observations = "\n".join(observation_line(i, m, tz, prompt.language) for i, m in numbered)
-    text = fill(prompt.template, insights=insights, observations=observations)
-    messages: list[Message] = [{"role": "system", "content": prompt.system}]
-    for example_input, example_output in prompt.examples:
-        messages.append({"role": "user", "content": example_input})
-        messages.append({"role": "assistant", "content": example_output})
-    messages.append({"role": "user", "content": text.strip()})
-    return messages
-
-
-def observation_line(number: int, memory: Memory, tz: tzinfo, language: str) -> str:
-    """``[#3 2024-10-26] (hobby) 用户爱好是吉他。``."""
-    day = local_time(memory_time(memory), tz, language)[:10]
-    facet = f" ({quote_line(memory.subject)})" if memory.subject else ""
-    return f"[#{number} {day}]{facet} {quote_line(memory.content)}"
 
 
 def _write(
@@ -233,3 +213,39 @@ def _write(
         ports.store.upsert(plan.observations[i : i + 500])
     result.written = [m.id for m in plan.insights]
     result.superseded = [old for old, _ in plan.supersede]
+
+
+def note_observations(early: EarlyReflection | None, user_id: str, observations: int) -> bool:
+    """Count the observations a consolidation wrote; past the threshold, reflect the user early.
+
+    Returns True when an early reflection was sent. ``early`` is None in raw mode (nothing to
+    reflect). The count only triggers reflection: a Redis failure is logged and skipped (the
+    next batch counts again), never raised.
+    """
+    if early is None or observations <= 0:
+        return False
+    try:
+        total = early.counter.add(user_id, observations)
+        if not early_reflection_due(total, early.threshold):
+            return False
+        if not early.counter.claim_early(user_id):
+            return False
+    except Retryable as e:
+        log.warning("unreflected_count_failed", user_id=user_id, error=str(e))
+        return False
+    early.send(user_id)
+    log.info("reflect_early", user_id=user_id, unreflected=total)
+    return True
+
+
+def start_nightly_reflection(
+    fan: Night, users: DueUsers, now: datetime, send: Senders
+) -> list[str]:
+    """Once per night: claim the night, snapshot the users due, send the first wave."""
+    night = now.strftime("%Y-%m-%d")
+    due = users.due()
+    if not fan.start(night, due):
+        log.info("reflect_nightly_already_ran", night=night)
+        return []
+    log.info("reflect_nightly_started", night=night, users=len(due))
+    return send_wave(fan, night, 0, send)
