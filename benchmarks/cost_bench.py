@@ -42,8 +42,8 @@ from benchmarks.datasets import LOCOMO_FILE, LocomoSample, load_locomo, normalis
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.logging import configure_logging
-from pipelines.consolidate import consolidate_user
-from tasks import runtime
+from pipelines.consolidation.run import consolidate_user
+from pipelines.wiring import Wiring
 from tests.support.llm_server import LLMServer, request_text
 from tests.support.services import start_redis
 
@@ -210,9 +210,9 @@ def full_context_tokens(enc: Any, samples: Sequence[LocomoSample]) -> tuple[int,
 def replay(settings: Settings, samples: Sequence[LocomoSample]) -> dict[str, int]:
     """Push each session and consolidate it; returns counts of batches, turns and memories."""
     counts = {"batches": 0, "turns": 0, "memories": 0, "dead_lettered": 0}
-    with MemoryClient(settings) as client:
+    with MemoryClient(settings) as client, Wiring(settings, client.services) as wiring:
         svc = client.services
-        ports = runtime.consolidation_ports(svc)
+        ports = wiring.consolidation_ports()
         for sample in samples:
             user = f"locomo-{sample.sample_id}"
             for session in sorted({t.session for t in sample.turns}):

@@ -244,8 +244,8 @@ def measure_store_and_retrieve(workdir: Path) -> dict[str, Any]:
 
 def measure_add_turns(workdir: Path) -> dict[str, Any]:
     from benchmarks.ingest_bench import add_turns_latency, settings_for
+    from memlane.buffer.connection import embedded_redis_url, shutdown_embedded
     from memlane.client import MemoryClient
-    from memlane.redis_conn import embedded_redis_url, shutdown_embedded
 
     ref = Reference()
     root = workdir / f"guard-redis-{os.getpid()}"

@@ -30,10 +30,10 @@ from typing import Any
 
 from benchmarks import common
 from benchmarks.corpus import DEFAULT_WORKDIR
+from memlane.buffer.connection import embedded_redis_url, shutdown_embedded
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.ids import raw_memory_id
-from memlane.redis_conn import embedded_redis_url, shutdown_embedded
 from memlane.store import build_store
 
 NAME = "ingest_bench"

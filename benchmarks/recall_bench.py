@@ -1,7 +1,7 @@
 """Retrieval quality: LoCoMo evidence recall (raw mode) and MADial-Bench zh memory recall.
 
-What it measures is *retrieval*, not ingestion: memories are built the way raw mode builds
-them (``memlane.raw.raw_memories`` on validated turns for LoCoMo; ``memlane.importer`` for the
+What it measures is *retrieval*, not ingestion: memories are built the way raw mode builds them
+(``memlane.buffer.raw.raw_memories`` on validated turns for LoCoMo; ``memlane.importer`` for the
 MADial-Bench event memories), embedded in batches as passages, and upserted straight into the
 store; Redis and Celery are not involved. Questions go through ``MemoryClient.retrieve``, the
 same path a bot uses (time parsing, hybrid search, RRF, boosts).
@@ -50,12 +50,12 @@ from benchmarks.datasets import (
     load_madial,
     madial_utterances,
 )
-from memlane.buffer import BufferedTurn
+from memlane.buffer.raw import raw_memories
+from memlane.buffer.turns import BufferedTurn
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.importer import import_memories
 from memlane.llm.embeddings import CachingEmbedder, build_embedder
-from memlane.raw import raw_memories
 from memlane.services import Services
 from memlane.store.base import MemoryStore
 from memlane.validation import validate_turns

@@ -34,6 +34,7 @@ from benchmarks.corpus import (
 from memlane.config import Settings, load_settings
 from memlane.llm.embeddings import CachingEmbedder
 from memlane.store.base import MemoryStore, SearchQuery
+from memlane.store.fusion import Fusion
 
 NAME = "store_bench"
 GOAL_P95_MS = 15.0
@@ -106,9 +107,7 @@ def search_query(text: str, vector: Sequence[float], k: int = 10) -> SearchQuery
         vector=vector,
         k=k,
         candidates=r.candidates,
-        knn_weight=r.knn_weight,
-        bm25_weight=r.bm25_weight,
-        rrf_k=r.rrf_k,
+        fusion=Fusion.of(r),
     )
 
 

@@ -3,8 +3,8 @@
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.models import Memory, MemoryKind, MemoryStatus, Role
-from memlane.ranking import RetrievedMemory
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
+from memlane.retrieval.ranking import RetrievedMemory
 
 __all__ = [
     "Memory",

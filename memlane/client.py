@@ -8,16 +8,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memlane.buffer.forgetting import start_sweeping, sweep_forgotten
+from memlane.buffer.usage import UsageRecorder
 from memlane.config import Settings, load_settings
 from memlane.errors import StoreUnavailable
-from memlane.forgetting import start_sweeping, sweep_forgotten
 from memlane.importer import import_memories
 from memlane.logging import get_logger
 from memlane.models import MemoryKind
-from memlane.ranking import RetrievedMemory
-from memlane.retrieval import retrieve
+from memlane.retrieval.ranking import RetrievedMemory
+from memlane.retrieval.search import retrieve
 from memlane.services import Services
-from memlane.usage import UsageRecorder
 from memlane.validation import validate_retrieve, validate_turns, validate_user_id
 
 log = get_logger(__name__)
@@ -97,7 +97,7 @@ class MemoryClient:
         Forget wins and never waits for a worker: it takes the user's lease whoever holds it
         and leaves a tombstone, so no consolidation, reflection or maintenance granted before
         can write the user back, and writes already under way are undone
-        (:mod:`memlane.forgetting`). Returns the number of memories deleted.
+        (:mod:`memlane.buffer.forgetting`). Returns the number of memories deleted.
 
         Raises :class:`~memlane.errors.StoreUnavailable` if the store cannot be reached; the
         buffered turns are gone by then and stale writers stay fenced off: call it again.

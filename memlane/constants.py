@@ -25,7 +25,13 @@ KEY_ATTEMPTS = "{p}:attempts"  # hash: batch id -> "attempts so far|worker of th
 KEY_STOPPED_WORKERS = "{p}:stoppedworkers"  # zset: worker id -> when it was stopped on purpose
 KEY_USAGE = "{p}:usage:{d}"  # hash per day: "user|model|field" -> tokens
 KEY_UNREFLECTED = "{p}:unreflected"  # zset: user -> unreflected observation count
-KEY_SCHEDULE_LOCK = "{p}:schedlock:{n}"  # one beat firing per named schedule slot
+# Beat and task markers. Their strings predate the named Keys methods (they all began with
+# "schedlock:"); they are kept so that a marker set by the previous version still counts.
+KEY_NIGHT_CLAIM = "{p}:schedlock:{j}:{n}"  # job j (reflect, maintain) claimed night n
+KEY_NIGHT_USERS = "{p}:schedlock:{j}:{n}:users"  # list: the users job j hands out on night n
+KEY_NIGHT_WAVE = "{p}:schedlock:{j}:{n}:wave:{o}"  # the wave at offset o was handed out
+KEY_EARLY_REFLECTION = "{p}:schedlock:reflect-early:{u}"  # an early reflection is on its way
+KEY_TASK_STATUS = "{p}:taskstatus:{t}"  # JSON: how lifecycle task t ended (memlane reflect --wait)
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
 
 # Forgetting. A tombstone outlives any plausible pause of a worker that held the user's lease
@@ -35,6 +41,21 @@ TOMBSTONE_TTL_S = 7 * 24 * 3600
 STRAY_WRITE_GRACE_S = 120.0
 STRAY_WRITE_SWEEP_S = 5.0
 
+# Reciprocal rank fusion's k: the default of the setting retrieval.rrf_k and of every search
+# query (memlane.store.fusion). 10, not the textbook 60: measured better on both LoCoMo and
+# MADial (benchmarks/recall_bench). Here, below the settings and the stores, so both use it.
+RRF_K = 10
+
 # Elasticsearch. Version 2 routes by a digest of the user id (version 1 used the raw id, which
 # breaks for ids with commas on a multi-shard index); see ElasticsearchStore.ensure_schema.
 ES_INDEX_VERSION = 2
+
+# Celery task names: the tasks' own names, their routes, and what tasks send each other by.
+TASK_CONSOLIDATE = "memlane.consolidate"
+TASK_DISPATCH = "memlane.dispatch"
+TASK_REPLAY = "memlane.replay"
+TASK_REFLECT = "memlane.reflect"
+TASK_REFLECT_NIGHTLY = "memlane.reflect_nightly"
+TASK_NIGHTLY_WAVE = "memlane.nightly_wave"
+TASK_MAINTAIN = "memlane.maintain"
+TASK_HOUSEKEEP = "memlane.housekeep"

@@ -4,22 +4,29 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
 
     MemlaneError
     ├── ConfigError            bad settings file or environment override
+    │   └── LLMNotConfigured   a step needs a chat model and none is configured (raw mode)
     ├── InvalidInput           bad caller input; ``.field`` names the offending field
     ├── StoreError             the memory store refused or failed an operation
-    ├── BufferError_           the Redis turn buffer failed an operation
+    ├── RedisError_            Redis (buffer, leases, markers, counters) failed an operation
     ├── LLMError               a model endpoint (chat, embeddings, rerank) failed
     │   ├── LLMRateLimited     429 from the provider (also Retryable)
     │   └── LLMBadOutput       output that fails parsing or schema validation
+    │       └── BadOutputRetry (also Retryable) not the batch's last attempt: retry it
     ├── LeaseLost              another worker holds (or took over) a user's lease
     │   └── UserForgotten      the user was forgotten after the lease was granted
     ├── ServiceError           an embedded service could not be started or reached
     └── Retryable              marker base: a transient fault; retry with backoff
         ├── StoreUnavailable   (also StoreError) the store is unreachable
-        ├── BufferUnavailable  (also BufferError_) Redis is unreachable
+        ├── RedisUnavailable   (also RedisError_) Redis is unreachable
         ├── LLMUnavailable     (also LLMError) timeout, connection error or 5xx
         └── LLMRateLimited
 
 Callers that only care whether to retry test ``isinstance(err, Retryable)``.
+
+Old names kept as aliases (the same classes, so ``except`` clauses written for either catch
+both): ``BufferUnavailable`` = :class:`RedisUnavailable` and ``BufferError_`` =
+:class:`RedisError_`. They were named after the turn buffer, but every Redis adapter (leases,
+attempts, markers, caches) raises them: what they mean is "Redis failed".
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ class MemlaneError(Exception):
 
 class ConfigError(MemlaneError):
     """The settings file or an environment override is invalid."""
+
+
+class LLMNotConfigured(ConfigError):
+    """A step needs a chat model (reflection) and none is configured: raw mode."""
 
 
 class InvalidInput(MemlaneError, ValueError):
@@ -57,12 +68,17 @@ class StoreUnavailable(StoreError, Retryable):
     """The memory store could not be reached."""
 
 
-class BufferError_(MemlaneError):
-    """The Redis turn buffer failed an operation."""
+class RedisError_(MemlaneError):
+    """Redis failed an operation (the turn buffer, a lease, a marker, a counter or a cache)."""
 
 
-class BufferUnavailable(BufferError_, Retryable):
+class RedisUnavailable(RedisError_, Retryable):
     """Redis could not be reached."""
+
+
+# The names before issue 12, kept for callers that catch them (see the module docstring).
+BufferError_ = RedisError_
+BufferUnavailable = RedisUnavailable
 
 
 class LLMError(MemlaneError):
@@ -79,6 +95,10 @@ class LLMRateLimited(LLMError, Retryable):
 
 class LLMBadOutput(LLMError):
     """The model's output failed parsing or schema validation."""
+
+
+class BadOutputRetry(LLMBadOutput, Retryable):
+    """Bad LLM output on an attempt that is not the batch's last: retry with backoff."""
 
 
 class LeaseLost(MemlaneError):

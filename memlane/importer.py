@@ -16,7 +16,7 @@ from memlane.errors import InvalidInput
 from memlane.ids import custom_memory_id
 from memlane.llm.embeddings import embed_missing
 from memlane.models import Memory, MemoryKind, TimeGranularity
-from memlane.textproc import detect_language
+from memlane.text.tokens import detect_language
 from memlane.validation import (
     validate_content,
     validate_memories,

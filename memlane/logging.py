@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from memlane.config import LogFormat, LogSettings
+from memlane.config_sections import LogFormat, LogSettings
 from memlane.redaction import REDACTED, Redactor, is_secret_name
 
 __all__ = ["REDACTED", "RedactSecrets", "configure_logging", "get_logger", "redact_secrets"]

@@ -95,6 +95,11 @@ class Memory:
         return dataclasses.replace(self, **changes)
 
 
+def memory_time(memory: Memory) -> datetime:
+    """When the memory happened: its event time, else when it was said."""
+    return memory.event_time or memory.recorded_at
+
+
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
     """A half-open ``[start, end)`` range on one of a memory's dates."""

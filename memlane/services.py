@@ -12,13 +12,13 @@ from typing import Any
 
 import redis
 
-from memlane.attempts import RedisAttempts
-from memlane.buffer import TurnBuffer
+from memlane.buffer.attempts import RedisAttempts
+from memlane.buffer.connection import connect_redis
+from memlane.buffer.keys import Keys
+from memlane.buffer.lease import Leases
+from memlane.buffer.turns import TurnBuffer
 from memlane.config import Settings
-from memlane.keys import Keys
-from memlane.lease import Leases
 from memlane.llm.embeddings import CachingEmbedder, build_embedder
-from memlane.redis_conn import connect_redis
 from memlane.store.base import MemoryStore
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from memlane.config import LimitSettings, RetrievalSettings
+from memlane.config_sections import LimitSettings, RetrievalSettings
 from memlane.errors import InvalidInput
 from memlane.ids import default_turn_id
 from memlane.models import MemoryKind, Role, Turn

@@ -1,11 +1,13 @@
 """What one batch changes in the store, and applying it idempotently.
 
-An :class:`ExtractionPlan` is the output of an extractor: new memories to upsert, old memories
-that the new ones supersede, and existing memories that absorb the provenance of a duplicate.
-``after_commit`` hooks run once the batch has left the buffer (the extractor drops its cache).
-:func:`apply_plan` applies it in that order. Every step is idempotent (upsert by id, supersede
-to the same values, set union of turn ids), so re-applying a plan after a crash gives the same
-state.
+A :class:`Link` says that a new observation duplicates or contradicts an existing memory (the
+model's own, or the pair check's); :func:`build_plan` turns a batch's memories and links into
+its plan. An :class:`ExtractionPlan` is the output of an extractor: new memories to upsert, old
+memories that the new ones supersede, and existing memories that absorb the provenance of a
+duplicate. ``after_commit`` hooks run once the batch has left the buffer (the extractor drops
+its cache). :func:`apply_plan` applies it in that order. Every step is idempotent (upsert by id,
+supersede to the same values, set union of turn ids), so re-applying a plan after a crash gives
+the same state.
 """
 
 from __future__ import annotations
@@ -14,8 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memlane.models import Memory
+from memlane.models import Memory, memory_time
 from memlane.store.base import MemoryStore
+from pipelines.pairs import Relation
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An observation that duplicates or contradicts an existing memory."""
+
+    observation: int
+    memory_id: str
+    relation: Relation
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,36 @@ def merged(memory: Memory, merge: Merge, now: datetime) -> Memory | None:
     if turn_ids == memory.source_turn_ids and importance == memory.importance:
         return None
     return memory.replace(source_turn_ids=turn_ids, importance=importance, updated_at=now)
+
+
+def build_plan(
+    memories: Sequence[Memory], links: Sequence[Link], candidates: Sequence[Memory]
+) -> ExtractionPlan:
+    """New memories minus duplicates, supersessions for contradictions, provenance merges."""
+    known = {m.id for m in candidates}
+    duplicate_of: dict[int, str] = {}
+    for link in links:
+        if link.relation == Relation.DUPLICATE and link.memory_id in known:
+            duplicate_of.setdefault(link.observation, link.memory_id)
+    plan = ExtractionPlan()
+    for i, memory in enumerate(memories):
+        if i in duplicate_of:
+            merge = Merge(duplicate_of[i], tuple(memory.source_turn_ids), memory.importance)
+            plan.merge.append(merge)
+        elif memory.id not in {m.id for m in plan.memories}:
+            plan.memories.append(memory)
+    written = {m.id for m in plan.memories}
+    for link in links:
+        new = memories[link.observation]
+        if (
+            link.relation == Relation.CONTRADICTION
+            and new.id in written
+            and link.memory_id in known
+            and link.observation not in duplicate_of
+            and link.memory_id != new.id
+        ):
+            plan.supersede.append(Supersession(link.memory_id, new.id, memory_time(new)))
+    return plan
 
 
 def apply_plan(

@@ -8,25 +8,40 @@ from celery import Celery, signals
 from celery.schedules import crontab
 from kombu import Queue  # type: ignore[attr-defined]
 
+from memlane.buffer.connection import celery_broker_url, redis_password, redis_url
 from memlane.config import Settings
-from memlane.constants import QUEUE_CONSOLIDATE, QUEUE_MAINTENANCE, QUEUE_REFLECT
+from memlane.constants import (
+    QUEUE_CONSOLIDATE,
+    QUEUE_MAINTENANCE,
+    QUEUE_REFLECT,
+    TASK_CONSOLIDATE,
+    TASK_DISPATCH,
+    TASK_HOUSEKEEP,
+    TASK_MAINTAIN,
+    TASK_REFLECT,
+    TASK_REFLECT_NIGHTLY,
+    TASK_REPLAY,
+)
 from memlane.logging import configure_logging
 from memlane.redaction import Redactor
-from memlane.redis_conn import celery_broker_url, redis_password, redis_url
+from tasks.app import attach
 
-TASK_MODULES = ["tasks.consolidate", "tasks.schedule"]
+TASK_MODULES = ["tasks.consolidation", "tasks.reflection", "tasks.maintenance", "tasks.fanout"]
 
 
 def create_app(settings: Settings) -> Celery:
     """A Celery app for these settings; nothing is read from the environment here.
 
-    ``redis.password`` reaches kombu as ``broker_password``, outside the broker URL, so no URL
-    Celery prints or logs carries it. Results are ignored: there is no result backend to
-    authenticate.
+    The app carries the process's wiring (:func:`tasks.app.attach`), built from these settings:
+    that is how its tasks get their ports. ``redis.password`` reaches kombu as
+    ``broker_password``, outside the broker URL, so no URL Celery prints or logs carries it.
+    Results are ignored: there is no result backend to authenticate (tasks that someone may
+    wait for leave a status record, :mod:`memlane.buffer.status`).
     """
     password = redis_password(settings)
     broker = celery_broker_url(redis_url(settings), password)
     app = Celery("memlane", broker=broker, include=TASK_MODULES, set_as_current=True)
+    attach(app, settings)
     _keep_memlane_logging(settings)
     w = settings.worker
     app.conf.update(
@@ -47,12 +62,13 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=QUEUE_CONSOLIDATE,
         task_queues=[Queue(q) for q in (QUEUE_CONSOLIDATE, QUEUE_REFLECT, QUEUE_MAINTENANCE)],  # type: ignore[no-untyped-call]
         task_routes={
-            "memlane.consolidate": {"queue": QUEUE_CONSOLIDATE},
-            "memlane.replay": {"queue": QUEUE_CONSOLIDATE},
-            "memlane.dispatch": {"queue": QUEUE_CONSOLIDATE},
-            "memlane.reflect": {"queue": QUEUE_REFLECT},
-            "memlane.reflect_nightly": {"queue": QUEUE_REFLECT},
-            "memlane.maintain": {"queue": QUEUE_MAINTENANCE},
+            TASK_CONSOLIDATE: {"queue": QUEUE_CONSOLIDATE},
+            TASK_REPLAY: {"queue": QUEUE_CONSOLIDATE},
+            TASK_DISPATCH: {"queue": QUEUE_CONSOLIDATE},
+            TASK_REFLECT: {"queue": QUEUE_REFLECT},
+            TASK_REFLECT_NIGHTLY: {"queue": QUEUE_REFLECT},
+            TASK_MAINTAIN: {"queue": QUEUE_MAINTENANCE},
+            TASK_HOUSEKEEP: {"queue": QUEUE_MAINTENANCE},
         },
         timezone=settings.timezone,
         enable_utc=True,
@@ -75,18 +91,18 @@ def _keep_memlane_logging(settings: Settings) -> None:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
-    """Dispatch every few seconds, reflection nightly, maintenance hourly."""
+    """Dispatch every few seconds, reflection nightly, housekeeping (and the sweeps) hourly."""
     interval = settings.batching.dispatch_interval_s
     r = settings.reflection
     return {
         "dispatch": {
-            "task": "memlane.dispatch",
+            "task": TASK_DISPATCH,
             "schedule": interval,
             "options": {"expires": max(interval * 2, 1.0)},  # never let dispatches pile up
         },
         "reflect-nightly": {
-            "task": "memlane.reflect_nightly",
+            "task": TASK_REFLECT_NIGHTLY,
             "schedule": crontab(hour=r.cron_hour, minute=r.cron_minute),
         },
-        "maintain": {"task": "memlane.maintain", "schedule": crontab(minute=17)},
+        "housekeep": {"task": TASK_HOUSEKEEP, "schedule": crontab(minute=17)},
     }

@@ -1,9 +1,9 @@
 """``memlane chat --user U``: an interactive chat with memory in the terminal.
 
-Each line you type goes through :class:`memlane.chat.MemoryChat`; the reply is printed with the
-memories it used. ``/memories`` shows what was recalled for the last message, ``/quit`` (or
-end of input) leaves. Consolidation happens in the workers (``memlane up``); until then recent
-turns are still recalled from the buffer. Everything printed goes through
+Each line you type goes through :class:`memlane.memory_chat.MemoryChat`; the reply is printed
+with the memories it used. ``/memories`` shows what was recalled for the last message, ``/quit``
+(or end of input) leaves. Consolidation happens in the workers (``memlane up``); until then
+recent turns are still recalled from the buffer. Everything printed goes through
 :func:`worker.terminal.safe`: configured secrets masked (a provider's error may echo the key),
 escape sequences from replies and memories shown, not obeyed.
 """
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from memlane.chat import ChatReply, MemoryChat
+from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.errors import LLMError
 from memlane.llm.chat import ChatModel
+from memlane.memory_chat import ChatReply, MemoryChat
 from memlane.redaction import Redactor
-from memlane.retrieval import format_context
-from memlane.textproc import detect_language
-from memlane.usage import UsageRecorder
+from memlane.retrieval.context import format_context
+from memlane.text.tokens import detect_language
 from worker.terminal import safe
 
 PROMPT = "you> "

@@ -10,12 +10,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from memlane.buffer.status import TaskStatus
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.errors import MemlaneError
-from memlane.logging import configure_logging
+from memlane.logging import configure_logging, get_logger
 from memlane.redaction import Redactor
 from worker.terminal import safe
+
+log = get_logger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,14 +132,14 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         return run_demo(settings)
     if args.command == "replay":
         return _replay(settings, args.batch, args.timeout)
-    from tasks import runtime
+    from tasks.app import wiring_of
     from worker.app import create_app
     from worker.lifecycle import QuietScheduler, connect_worker_signals
 
-    runtime.install(settings)
     app = create_app(settings)
+    _log_mode(settings)
     if args.command == "worker":
-        connect_worker_signals(settings)
+        connect_worker_signals(settings, wiring_of(app).worker_id)
         concurrency = args.concurrency or settings.worker.concurrency
         if concurrency > 1:
             # Each pool child embeds with OpenMP; several children each spinning a thread per
@@ -167,9 +170,17 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _log_mode(settings: Settings) -> None:
+    """Say once at start-up whether a chat model is configured (DESIGN: raw mode is logged)."""
+    if settings.llm.configured:
+        log.info("llm_mode", model=settings.llm.model, base_url=settings.llm.base_url)
+    else:
+        log.info("no LLM configured: raw mode")
+
+
 def _replay(settings: Settings, batch: str | None, timeout: float) -> int:
     """Enqueue replays of dead letters and wait until they are gone (needs a worker)."""
-    from tasks.consolidate import replay
+    from tasks.consolidation import replay
     from worker.app import create_app
 
     create_app(settings)
@@ -192,7 +203,7 @@ def _replay(settings: Settings, batch: str | None, timeout: float) -> int:
 
 def _migrate_index(settings: Settings) -> int:
     """Copy the memories into ``<alias>-v<ES_INDEX_VERSION>`` and move the alias there."""
-    from memlane.config import StoreBackend
+    from memlane.config_sections import StoreBackend
     from memlane.constants import ES_INDEX_VERSION
     from memlane.store.elasticsearch import ElasticsearchStore
     from memlane.store.es_mapping import index_name
@@ -218,27 +229,32 @@ def _migrate_index(settings: Settings) -> int:
 def _lifecycle(
     settings: Settings, command: str, user_id: str | None, wait: bool, timeout: float
 ) -> int:
-    """Enqueue ``memlane.reflect``/``memlane.maintain``; with ``wait``, print its result."""
+    """Enqueue ``reflect USER``, ``maintain USER`` or (no user) the hourly housekeeping; with
+    ``wait``, print the task's status record once a worker has finished it."""
     import uuid
 
-    from tasks.schedule import maintain, reflect
+    from tasks.maintenance import housekeeping, maintain
+    from tasks.reflection import reflect
     from worker.app import create_app
 
     create_app(settings)
     task_id = f"cli-{uuid.uuid4().hex}"
-    task = reflect if command == "reflect" else maintain
-    task.apply_async((user_id,), task_id=task_id)
+    if command == "reflect":
+        reflect.apply_async((user_id,), task_id=task_id)
+    elif user_id is not None:
+        maintain.apply_async((user_id,), task_id=task_id)
+    else:
+        housekeeping.apply_async((), task_id=task_id)
     print(f"enqueued {command}({user_id or ''}) as {task_id}")
     if not wait:
         return 0
     with MemoryClient(settings) as client:
-        svc = client.services
-        key = svc.keys.schedule_lock(f"done:{task_id}")
+        status = TaskStatus(client.services.redis, client.services.keys)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = svc.redis.get(key)
+            done = status.get(task_id)
             if done is not None:
-                print(json.dumps(json.loads(done), ensure_ascii=False, indent=2))  # type: ignore[arg-type]
+                print(json.dumps(done, ensure_ascii=False, indent=2))
                 return 0
             time.sleep(0.2)
     print(f"{command} not finished after {timeout:.0f} s (is a worker running?)", file=sys.stderr)

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from memlane.buffer import entry_ms
+from memlane.buffer.turns import entry_ms
+from memlane.buffer.usage import FIELDS, UsageRecorder
 from memlane.client import MemoryClient
 from memlane.errors import InvalidInput
 from memlane.redaction import Redactor
-from memlane.retrieval import format_context
-from memlane.textproc import detect_language
-from memlane.usage import FIELDS, UsageRecorder
+from memlane.retrieval.context import format_context
+from memlane.text.tokens import detect_language
 from memlane.validation import validate_turns
 from worker.terminal import printable, safe
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from memlane.client import MemoryClient
 from memlane.config import Settings
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
 from worker.supervisor import Supervisor
 
 USER = "demo-user"

@@ -15,19 +15,22 @@ from typing import Any
 from celery import signals
 from celery.beat import PersistentScheduler, ScheduleEntry
 
-from memlane.attempts import RedisAttempts
+from memlane.buffer.attempts import RedisAttempts
+from memlane.buffer.connection import connect_redis
+from memlane.buffer.keys import Keys
 from memlane.config import Settings
 from memlane.errors import MemlaneError
-from memlane.keys import Keys
 from memlane.logging import get_logger
-from memlane.redis_conn import connect_redis
-from tasks import runtime
 
 log = get_logger(__name__)
 
 
-def connect_worker_signals(settings: Settings) -> None:
-    """Wire the worker's signal handlers (call in the worker's main process, before the pool)."""
+def connect_worker_signals(settings: Settings, worker_id: str) -> None:
+    """Wire the worker's signal handlers (call in the worker's main process, before the pool).
+
+    ``worker_id`` is the wiring's (``tasks.app.wiring_of(app).worker_id``): the holder its
+    attempts are recorded under.
+    """
     main_pid = os.getpid()
     recorded: list[bool] = []
 
@@ -35,7 +38,7 @@ def connect_worker_signals(settings: Settings) -> None:
         # Fired for the warm stop and again for the cold one; one record is enough.
         if os.getpid() == main_pid and not recorded:
             recorded.append(True)
-            record_stop(settings, runtime.worker_id())
+            record_stop(settings, worker_id)
 
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
 

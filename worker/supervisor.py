@@ -3,7 +3,7 @@
 * **One supervisor per data directory.** It holds an ``flock`` on ``supervisor.lock`` (the
   kernel releases it however the process dies); a second ``memlane up`` is refused. It records
   its children in ``supervisor.json``; clients read the Redis URL from there and never start a
-  server of their own while it runs (:func:`memlane.redis_conn.embedded_redis_url`).
+  server of their own while it runs (:func:`memlane.buffer.connection.embedded_redis_url`).
 * **Children die with it.** Each child asks the kernel for a signal when the supervisor dies
   (``PR_SET_PDEATHSIG``: SIGTERM for Redis, so it writes its files; SIGKILL for the worker and
   beat), and the worker's pool processes do the same towards the worker. A supervisor that
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memlane import embedded_redis as er
+from memlane.buffer import embedded as er
 from memlane.config import Settings
 from memlane.datadir import (
     SUPERVISOR_LOCK,

@@ -12,7 +12,7 @@ def recall_section(doc: RecallDoc) -> list[str]:
     out = ["## Retrieval quality", "", *provenance(doc), ""]
     out += [
         "Memories are loaded straight into the store (the way raw mode builds them: "
-        "`memlane.raw.raw_memories`, passage embeddings in batches, `upsert`), not through "
+        "`memlane.buffer.raw.raw_memories`, passage embeddings in batches, `upsert`), not through "
         "Redis and Celery: this measures retrieval, not ingestion. Questions go through "
         f"`MemoryClient.retrieve` (backend: {res['backend']}).",
         "",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memlane.backoff import backoff_delay
-from memlane.config import LLMSettings
+from memlane.config_sections import LLMSettings
 from memlane.errors import LLMBadOutput, LLMError, LLMRateLimited, LLMUnavailable, Retryable
 from memlane.logging import get_logger
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from memlane.config import EmbeddingSettings
+from memlane.config_sections import EmbeddingSettings
 from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
 from memlane.models import Memory
 

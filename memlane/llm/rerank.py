@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from memlane.config import RerankSettings
+from memlane.config_sections import RerankSettings
 from memlane.errors import LLMError, LLMRateLimited, LLMUnavailable
 
 

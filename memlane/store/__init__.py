@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from memlane.config import Settings, StoreBackend
+from memlane.config import Settings
+from memlane.config_sections import StoreBackend
 from memlane.store.base import MemoryStore, SearchQuery
 
 __all__ = ["MemoryStore", "SearchQuery", "build_store"]

@@ -9,16 +9,20 @@ from typing import Protocol, runtime_checkable
 
 from memlane.errors import InvalidInput
 from memlane.models import Memory, MemoryFilter, Page, SearchHit
+from memlane.store.fusion import Fusion
 
 MAX_PAGE = 10_000  # the largest ``list`` page; Elasticsearch's default result window
+LIST_ALL_PAGE = 1000  # the page size of list_all
 
 
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
-    """A hybrid query: BM25 on ``text`` and kNN on ``vector``, fused with RRF.
+    """A hybrid query: BM25 on ``text`` and kNN on ``vector``, fused by ``fusion``.
 
     Either part may be None. ``candidates`` is how many hits each component contributes
-    before fusion; the same ``filter`` (always with the user id) applies to both.
+    before fusion; the same ``filter`` (always with the user id) applies to both. Callers that
+    rank for retrieval pass the configured fusion (:meth:`Fusion.of`); hit scores are
+    normalised (:mod:`memlane.store.fusion`).
     """
 
     text: str | None = None
@@ -26,9 +30,7 @@ class SearchQuery:
     k: int = 10
     filter: MemoryFilter = field(default_factory=MemoryFilter)
     candidates: int = 50
-    knn_weight: float = 1.0
-    bm25_weight: float = 1.0
-    rrf_k: int = 60
+    fusion: Fusion = field(default_factory=Fusion)
     # Whether hits must carry their embeddings (a backend may include them anyway). Ranking
     # does not need them; leaving 384 floats per hit out of Elasticsearch responses cuts its
     # search latency about threefold. Near-duplicate checks and MMR ask for them.
@@ -101,3 +103,15 @@ class MemoryStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def list_all(store: MemoryStore, user_id: str, flt: MemoryFilter) -> list[Memory]:
+    """Every memory of the user matching ``flt``, following the list cursor page by page."""
+    found: list[Memory] = []
+    cursor = None
+    while True:
+        page = store.list(user_id, flt, limit=LIST_ALL_PAGE, cursor=cursor)
+        found.extend(page.memories)
+        cursor = page.cursor
+        if cursor is None:
+            return found

@@ -9,7 +9,7 @@
 - A document's ``_id`` is a hash of ``(user_id, id)``, so two users' equal memory ids never
   collide; the plain id lives in the ``id`` field.
 - Hybrid search sends kNN and BM25 in one ``_msearch`` and fuses them in the application with
-  :func:`memlane.store.hybrid.combine` (no licensed RRF needed).
+  :func:`memlane.store.fusion.fuse_hits` (no licensed RRF needed).
 - Only core APIs are used (bulk, mget, search, msearch, PIT, count, aliases): no scripts,
   ``_delete_by_query``, ``_update_by_query`` or ``_reindex``, so it runs on a minimal node.
 - Writes use ``refresh=wait_for``: what ``upsert`` wrote is searchable when it returns.
@@ -31,7 +31,7 @@ from memlane.errors import InvalidInput, StoreError, StoreUnavailable
 from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
 from memlane.store import es_mapping as m
 from memlane.store.base import SearchQuery, check_ids, check_limit, check_query
-from memlane.store.hybrid import combine
+from memlane.store.fusion import fuse_hits
 from memlane.validation import validate_memories, validate_user_id
 
 Json = dict[str, Any]
@@ -353,7 +353,7 @@ class ElasticsearchStore:
                 memory = memories.get(hit["_source"]["id"]) or m.from_source(hit["_source"])
                 memories[memory.id] = memory
                 rankings[name].append((memory.id, float(hit["_score"])))
-        return combine(rankings["knn"], rankings["bm25"], memories, query)
+        return fuse_hits(rankings["knn"], rankings["bm25"], memories, query.fusion, query.k)
 
     def list(
         self,

@@ -5,7 +5,7 @@ and its first clause is always ``term user_id``, so no request of the store can 
 isolation. kNN and BM25 bodies take the *same* filter list.
 
 BM25 runs on ``search_text``: content, keywords and subject pre-tokenised by
-:func:`memlane.textproc.tokenize` (CJK runs become characters plus bigrams, the same tokens as
+:func:`memlane.text.tokens.tokenize` (CJK runs become characters plus bigrams, the same tokens as
 the SQLite backend) and indexed with the ``whitespace`` analyzer, which our minimal node has.
 Query text goes through the same tokeniser and is sent as a ``match`` query, never as query
 syntax, so operators in user text are plain words.
@@ -27,7 +27,7 @@ from typing import Any
 from memlane.errors import InvalidInput
 from memlane.models import Memory, MemoryFilter, MemoryStatus, TimeField, TimeWindow
 from memlane.store.codec import memory_from_doc, memory_to_doc
-from memlane.textproc import tokenize
+from memlane.text.tokens import tokenize
 
 Json = dict[str, Any]
 

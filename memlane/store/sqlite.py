@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memlane.config import LimitSettings
+from memlane.config_sections import LimitSettings
 from memlane.errors import InvalidInput, StoreError, StoreUnavailable
 from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
 from memlane.store import sqlite_query as q
 from memlane.store.base import SearchQuery, check_ids, check_limit, check_query
-from memlane.store.hybrid import combine
+from memlane.store.fusion import fuse_hits
 from memlane.store.sqlite_schema import connect, create_schema
 from memlane.store.vectors import Matrix, stack, top_k
 from memlane.validation import validate_memories, validate_user_id
@@ -184,7 +184,7 @@ class SqliteStore:
             knn = self._knn(conn, user, where, params, query.vector, size)
             ids = list(dict.fromkeys([i for i, _ in knn] + [i for i, _ in bm25]))
             memories = self._fetch_by_ids(conn, user, ids)
-        return combine(knn, bm25, memories, query)
+        return fuse_hits(knn, bm25, memories, query.fusion, query.k)
 
     @staticmethod
     def _bm25(

@@ -21,7 +21,7 @@ from memlane.errors import InvalidInput
 from memlane.models import Memory, MemoryFilter, MemoryStatus, TimeField
 from memlane.store.codec import memory_from_doc, memory_to_doc
 from memlane.store.vectors import from_blob, to_blob
-from memlane.textproc import tokenize
+from memlane.text.tokens import tokenize
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_QUERY_TOKENS = 128

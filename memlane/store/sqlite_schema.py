@@ -6,7 +6,7 @@ Tables:
   whole memory is kept as JSON in ``doc`` (without the embedding, which is a float32 blob).
   Times are integer microseconds since the epoch (UTC), so range filters are exact.
   ``event_us`` is the event time, or ``recorded_us`` when the memory has no event time.
-- ``memories_fts``: FTS5 over text pre-tokenised by :func:`memlane.textproc.tokenize`, with
+- ``memories_fts``: FTS5 over text pre-tokenised by :func:`memlane.text.tokens.tokenize`, with
   rowid = ``memories.rowid``. The ``ascii`` tokenizer splits only on ASCII punctuation and
   spaces, so every pre-made token (CJK characters and bigrams included) stays one FTS token.
 - ``user_versions``: a random token per user, replaced in every write transaction, so any

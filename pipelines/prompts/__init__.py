@@ -1,5 +1,9 @@
 """Versioned prompts (YAML package data, zh and en) and the pure functions that build messages.
 
+Every prompt memlane sends is rendered here: extraction and arbitration (consolidation),
+reflection, and the maintenance sweep's pairs. Each call is the system prompt, the few-shot
+examples as user/assistant turns (:func:`with_examples`), then the filled template.
+
 Each ``<name>.<language>.yaml`` holds ``version``, ``system``, few-shot ``examples`` (an input
 text and the JSON output it should give) and a ``template`` with ``{placeholders}``. Turns are
 rendered one per line inside a ``<turns>`` block, numbered from 1, with their local time and
@@ -20,10 +24,11 @@ from typing import Any
 
 import yaml
 
-from memlane.buffer import BufferedTurn
-from memlane.models import Memory, Role
-from memlane.retrieval import WEEKDAYS, format_time
-from memlane.textproc import detect_language
+from memlane.buffer.turns import BufferedTurn
+from memlane.models import Memory, Role, memory_time
+from memlane.retrieval.context import WEEKDAYS, format_time
+from memlane.text.tokens import detect_language
+from pipelines.pairs import Pair
 
 Message = dict[str, str]
 LANGUAGES = ("zh", "en")
@@ -118,12 +123,13 @@ def timezone_label(tz: tzinfo, at: datetime) -> str:
     return f"{getattr(tz, 'key', str(tz))} (UTC{offset[:3]}:{offset[3:]})"
 
 
-def _with_examples(prompt: Prompt, user_text: str) -> list[Message]:
+def with_examples(prompt: Prompt, user_text: str) -> list[Message]:
+    """The system prompt, the few-shot examples as user/assistant turns, then ``user_text``."""
     messages: list[Message] = [{"role": "system", "content": prompt.system}]
     for example_input, example_output in prompt.examples:
         messages.append({"role": "user", "content": example_input})
         messages.append({"role": "assistant", "content": example_output})
-    messages.append({"role": "user", "content": user_text.strip()})
+    messages.append({"role": "user", "content": user_text})
     return messages
 
 
@@ -142,7 +148,7 @@ def extraction_messages(
         memories=memories,
         turns=turns,
     )
-    return _with_examples(prompt, text)
+    return with_examples(prompt, text.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,4 +175,47 @@ def arbitration_messages(prompt: Prompt, pairs: Sequence[PairText], tz: tzinfo) 
         ).rstrip()
         for i, p in enumerate(pairs)
     ]
-    return _with_examples(prompt, fill(prompt.template, pairs="\n".join(lines)))
+    return with_examples(prompt, fill(prompt.template, pairs="\n".join(lines)).strip())
+
+
+def reflection_messages(
+    prompt: Prompt, insights: Sequence[tuple[str, str]], chunk: Sequence[Memory], tz: tzinfo
+) -> list[Message]:
+    """The reflection call: each subject's current insight, then the numbered observations.
+
+    ``insights`` is ``(subject, text)`` per known subject, in the order to show them.
+    """
+    lines = [f"- {quote_line(subject)}: {quote_line(text)}" for subject, text in insights]
+    shown = "\n".join(lines) or prompt.extras.get("no_insights", "(none)")
+    numbered = enumerate(chunk, 1)
+    observations = "\n".join(observation_line(i, m, tz, prompt.language) for i, m in numbered)
+    text = fill(prompt.template, insights=shown, observations=observations)
+    return with_examples(prompt, text.strip())
+
+
+def observation_line(number: int, memory: Memory, tz: tzinfo, language: str) -> str:
+    """``[#3 2024-10-26] (hobby) 用户爱好是吉他。``."""
+    day = local_time(memory_time(memory), tz, language)[:10]
+    facet = f" ({quote_line(memory.subject)})" if memory.subject else ""
+    return f"[#{number} {day}]{facet} {quote_line(memory.content)}"
+
+
+def maintenance_messages(
+    prompt: Prompt, memories: Sequence[Memory], pairs: Sequence[Pair], tz: tzinfo
+) -> list[Message]:
+    """The maintenance call: every ambiguous pair, numbered from 0, older memory first."""
+    lines = []
+    for i, pair in enumerate(pairs):
+        old, new = memories[pair.old], memories[pair.new]
+        lines.append(
+            fill(
+                prompt.extras["pair_template"],
+                index=str(i),
+                old_time=local_time(old.recorded_at, tz, prompt.language)[:10],
+                old=quote_line(old.content),
+                new_time=local_time(new.recorded_at, tz, prompt.language)[:10],
+                new=quote_line(new.content),
+            ).rstrip()
+        )
+    # Not stripped, unlike the other calls: the request is byte for byte what it always was.
+    return with_examples(prompt, fill(prompt.template, pairs="\n".join(lines)))

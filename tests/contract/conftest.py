@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from memlane.config import LimitSettings, Settings, load_settings
+from memlane.config import Settings, load_settings
+from memlane.config_sections import LimitSettings
 from memlane.store import MemoryStore, build_store
 
 

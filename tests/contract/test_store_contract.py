@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from memlane.config import LimitSettings
+from memlane.config_sections import LimitSettings
 from memlane.errors import InvalidInput
 from memlane.models import (
     Memory,

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from memlane.config import LimitSettings
+from memlane.config_sections import LimitSettings
 from memlane.errors import InvalidInput
 from memlane.models import MemoryFilter
 from memlane.store import MemoryStore, SearchQuery

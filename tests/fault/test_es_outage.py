@@ -106,7 +106,7 @@ def test_transient_store_failures_do_not_use_up_attempts(
     """In-process: more failed tries than max_attempts in an outage, then success, no parking."""
     from memlane.errors import StoreUnavailable
     from memlane.services import Services
-    from pipelines.consolidate import ConsolidationPorts, consolidate_user
+    from pipelines.consolidation.run import ConsolidationPorts, consolidate_user
 
     settings = fault_settings(
         store={"backend": "elasticsearch", "es_index": es_index, "es_url": proxy.url},

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from memlane.client import MemoryClient
-from memlane.config import BatchingSettings, Settings
+from memlane.config import Settings
+from memlane.config_sections import BatchingSettings
 from tests.support.llm_server import LLMServer, extraction_reply
 from tests.support.worker_proc import Cluster, wait_until
 

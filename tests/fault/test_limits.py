@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from memlane.client import MemoryClient
-from memlane.config import LimitSettings, Settings
+from memlane.config import Settings
+from memlane.config_sections import LimitSettings
 from memlane.ids import raw_memory_id
 from tests.support.limits import EN, ZH, limit_turns, text_of
 from tests.support.worker_proc import Cluster, iter_ids

@@ -12,7 +12,7 @@ import redis
 
 from memlane.client import MemoryClient
 from memlane.config import load_settings
-from pipelines.consolidate import ConsolidationPorts, consolidate_user
+from pipelines.consolidation.run import ConsolidationPorts, consolidate_user
 from tests.support.worker_proc import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]

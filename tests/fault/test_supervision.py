@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from memlane.buffer.embedded import start_daemon
 from memlane.client import MemoryClient
-from memlane.embedded_redis import start_daemon
-from memlane.errors import BufferUnavailable
+from memlane.errors import RedisUnavailable
 from tests.support.up_proc import (
     ROOT,
     Up,
@@ -128,7 +128,7 @@ def _zombie(pid: int) -> bool:
 
 @pytest.mark.timeout(300)
 def test_killed_redis_is_restarted_and_no_client_starts_a_second_one(tmp_path: Path) -> None:
-    """kill -9 of Redis: clients get BufferUnavailable and start no server of their own, worker
+    """kill -9 of Redis: clients get RedisUnavailable and start no server of their own, worker
     and beat log a few lines instead of a flood; the supervisor restarts Redis on the same
     socket, the worker reconnects and nothing is lost."""
     data = tmp_path / "data"
@@ -143,7 +143,7 @@ def test_killed_redis_is_restarted_and_no_client_starts_a_second_one(tmp_path: P
         try:
             os.kill(pids["redis"], signal.SIGKILL)
             wait_until(lambda: not redis_servers(data), 30, "Redis to die")
-            with MemoryClient(settings) as other, pytest.raises(BufferUnavailable) as err:
+            with MemoryClient(settings) as other, pytest.raises(RedisUnavailable) as err:
                 other.add_turns("u-crash", turns("during", 1))
             assert f"memlane up (pid {up.pid})" in str(err.value)
             assert redis_servers(data) == []  # no client started a second server
@@ -174,7 +174,7 @@ def test_killed_redis_is_restarted_and_no_client_starts_a_second_one(tmp_path: P
 def _pushes(client: MemoryClient) -> bool:
     try:
         client.add_turns("u-crash", turns("after", 3))
-    except BufferUnavailable:
+    except RedisUnavailable:
         return False
     return True
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from memlane.attempts import RedisAttempts
-from memlane.keys import Keys
+from memlane.buffer.attempts import RedisAttempts
+from memlane.buffer.keys import Keys
 
 pytestmark = pytest.mark.redis
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from memlane.buffer import BufferedTurn, TurnBuffer
+from memlane.buffer.keys import Keys
+from memlane.buffer.lease import Leases
+from memlane.buffer.turns import BufferedTurn, TurnBuffer
 from memlane.errors import LeaseLost
 from memlane.ids import default_turn_id
-from memlane.keys import Keys
-from memlane.lease import Leases
 from memlane.models import Role, Turn
 
 pytestmark = pytest.mark.redis

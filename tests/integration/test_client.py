@@ -1,6 +1,6 @@
 """MemoryClient and in-process consolidation against real Redis and a real SQLite store.
 
-Consolidation runs here by calling :func:`pipelines.consolidate.consolidate_user` directly,
+Consolidation runs here by calling :func:`pipelines.consolidation.run.consolidate_user` directly,
 without Celery; the queue itself is exercised in ``test_worker.py`` and ``tests/fault/``.
 """
 
@@ -22,12 +22,8 @@ from memlane.ids import raw_memory_id
 from memlane.models import MemoryKind
 from memlane.services import Services
 from memlane.store.sqlite import SqliteStore
-from pipelines.consolidate import (
-    ConsolidationPorts,
-    build_memories,
-    consolidate_user,
-    replay_dead_letter,
-)
+from pipelines.consolidation.replay import replay_dead_letter
+from pipelines.consolidation.run import ConsolidationPorts, build_memories, consolidate_user
 
 pytestmark = pytest.mark.redis
 

@@ -16,12 +16,8 @@ from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.ids import raw_memory_id
 from memlane.services import Services
-from pipelines.consolidate import (
-    ConsolidationPorts,
-    ConsolidationResult,
-    consolidate_user,
-    replay_dead_letter,
-)
+from pipelines.consolidation.replay import replay_dead_letter
+from pipelines.consolidation.run import ConsolidationPorts, ConsolidationResult, consolidate_user
 
 pytestmark = pytest.mark.redis
 

@@ -8,6 +8,7 @@ cached extraction and the store write) are in ``test_consolidate_llm_faults.py``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,12 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
+from memlane.buffer.usage import UsageRecorder
 from memlane.config import Settings
 from memlane.models import MemoryKind, MemoryStatus, TimeGranularity
-from memlane.retrieval import format_context
-from memlane.usage import UsageRecorder
-from pipelines.arbitrate import Thresholds
-from pipelines.extractor import ExtractorOptions
+from memlane.retrieval.context import format_context
+from pipelines.extraction.rules import PAIR_RULES, PairLimits
+from pipelines.extraction.run import ExtractorOptions
 from tests.support.llm_rig import LLMRig, llm_overrides
 from tests.support.llm_server import LLMServer, extraction_reply, request_text
 
@@ -283,7 +284,8 @@ def test_a_batch_of_twenty_turns_costs_at_most_two_calls(
     rig: LLMRig, llm_server: LLMServer
 ) -> None:
     """Many ambiguous pairs in one batch still go to a single arbitration call."""
-    rig.options = ExtractorOptions(thresholds=Thresholds(duplicate=1.01, ambiguous=0.0))
+    always_ask = replace(PAIR_RULES, duplicate=1.01, ambiguous=0.0)
+    rig.options = ExtractorOptions(pairs=PairLimits(always_ask))
     llm_server.add_rule(
         "第一批",
         extraction_reply(

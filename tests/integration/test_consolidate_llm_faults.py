@@ -18,7 +18,7 @@ from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.errors import LLMBadOutput, LLMRateLimited, LLMUnavailable, Retryable, StoreUnavailable
 from memlane.ids import batch_id
-from pipelines.consolidate import replay_dead_letter
+from pipelines.consolidation.replay import replay_dead_letter
 from tests.support.llm_rig import LLMRig, llm_overrides
 from tests.support.llm_server import LLMServer, extraction_reply
 from tests.support.tcp_proxy import TcpProxy

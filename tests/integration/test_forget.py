@@ -10,19 +10,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from memlane.buffer.forgetting import guarded_write, sweep_due
+from memlane.buffer.unreflected import UnreflectedCounter
+from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.constants import STRAY_WRITE_GRACE_S
 from memlane.errors import UserForgotten
-from memlane.forgetting import guarded_write, sweep_due
 from memlane.ids import batch_id
 from memlane.llm.chat import Usage
 from memlane.models import Memory, MemoryFilter, MemoryKind
-from memlane.usage import UsageRecorder
-from pipelines.maintain import maintain_user
-from pipelines.reflect import reflect_user
-from pipelines.unreflected import UnreflectedCounter
-from tasks import schedule
-from tasks.schedule import reflection_ports
+from pipelines.maintenance.run import maintain_user
+from pipelines.reflection.run import reflect_user
+from pipelines.wiring import Wiring
 from tests.support.lifecycle import is_reflection, observation, plant, reflection_reply
 from tests.support.llm_rig import llm_overrides
 from tests.support.llm_server import LLMServer
@@ -139,9 +138,8 @@ def test_reflection_does_not_write_back_a_user_forgotten_during_its_llm_call(
         llm_server.add_rule(is_reflection, forget_then_answer)
         token = svc.leases.acquire("r")
         assert token is not None
-        guard = schedule.write_guard(svc, "r", token)
-        with pytest.raises(UserForgotten):
-            reflect_user(reflection_ports(svc), "r", guard=guard)
+        with Wiring(svc.settings, svc) as wiring, pytest.raises(UserForgotten):
+            reflect_user(wiring.reflection_ports(), "r", guard=wiring.write_guard("r", token))
         assert svc.store.count("r", MemoryFilter(include_superseded=True)) == 0
         assert UnreflectedCounter(svc.redis, svc.keys).count("r") == 0
 
@@ -155,12 +153,14 @@ def test_maintenance_does_not_write_back_a_forgotten_user(make_settings: Any) ->
         token = svc.leases.acquire("d")
         assert token is not None
 
+        wiring = Wiring(svc.settings, svc)
+
         def forget_first(ids: Sequence[str]) -> AbstractContextManager[None]:
             client.forget_user("d")  # the forget lands between the sweep's reads and writes
-            return schedule.write_guard(svc, "d", token)(ids)
+            return wiring.write_guard("d", token)(ids)
 
-        with pytest.raises(UserForgotten):
+        with wiring, pytest.raises(UserForgotten):
             maintain_user(
-                schedule.maintenance_ports(svc), "d", svc.settings.maintenance, guard=forget_first
+                wiring.maintenance_ports(), "d", svc.settings.maintenance, guard=forget_first
             )
         assert svc.store.count("d", MemoryFilter(include_superseded=True)) == 0

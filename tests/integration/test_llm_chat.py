@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from memlane.chat import MemoryChat
 from memlane.client import MemoryClient
-from memlane.config import LLMSettings, Settings
+from memlane.config import Settings
+from memlane.config_sections import LLMSettings
 from memlane.errors import LLMBadOutput, LLMError, LLMRateLimited, LLMUnavailable, Retryable
 from memlane.llm.chat import ChatModel
-from pipelines.consolidate import consolidate_user
-from tasks import runtime
+from memlane.memory_chat import MemoryChat
+from pipelines.consolidation.run import consolidate_user
+from pipelines.wiring import Wiring
 from tests.support.llm_rig import llm_overrides
 from tests.support.llm_server import LLMServer, extraction_reply, request_text
 from worker.chat_repl import run_repl
@@ -123,7 +124,8 @@ def _remember_guitar(client: MemoryClient, llm_server: LLMServer) -> None:
     svc = client.services
     token = svc.leases.acquire("u1")
     assert token is not None
-    consolidate_user(runtime.consolidation_ports(svc), "u1", token, 20, 3)
+    with Wiring(svc.settings, svc) as wiring:
+        consolidate_user(wiring.consolidation_ports(), "u1", token, 20, 3)
     svc.leases.release("u1", token)
 
 

@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from memlane.client import MemoryClient
-from memlane.config import MaintenanceSettings, Settings
+from memlane.config import Settings
+from memlane.config_sections import MaintenanceSettings
 from memlane.models import MemoryKind, MemoryStatus
 from memlane.services import Services
-from pipelines.maintain import MaintenanceResult, maintain_user
-from pipelines.sweep import ARCHIVED
-from tasks.schedule import maintenance_ports
+from pipelines.maintenance.rules import ARCHIVED
+from pipelines.maintenance.run import MaintenanceResult, maintain_user
+from pipelines.wiring import Wiring
 from tests.support.lifecycle import (
     backend_settings,  # noqa: F401 (fixture)
     everything,
@@ -38,7 +39,8 @@ def sweep(svc: Services, user: str, **maintenance: Any) -> MaintenanceResult:
     token = svc.leases.acquire(user)
     assert token is not None
     try:
-        return maintain_user(maintenance_ports(svc), user, settings)
+        with Wiring(svc.settings, svc) as wiring:
+            return maintain_user(wiring.maintenance_ports(), user, settings)
     finally:
         svc.leases.release(user, token)
 

@@ -14,16 +14,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from memlane.buffer.unreflected import UnreflectedCounter
+from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.errors import LLMBadOutput, LLMUnavailable
 from memlane.models import Memory, MemoryKind, MemoryStatus
 from memlane.services import Services
-from memlane.usage import UsageRecorder
-from pipelines.insights import TAG_REFLECTED, TAG_SUBJECT
-from pipelines.reflect import ReflectionResult, ReflectOptions, reflect_user
-from pipelines.unreflected import UnreflectedCounter
-from tasks.schedule import reflection_ports
+from pipelines.reflection.rules import TAG_REFLECTED, TAG_SUBJECT
+from pipelines.reflection.run import ReflectionResult, ReflectOptions, reflect_user
+from pipelines.wiring import Wiring
 from tests.support.lifecycle import (
     backend_settings,  # noqa: F401 (fixture)
     everything,
@@ -73,7 +73,8 @@ class Rig:
         token = self.svc.leases.acquire(user)
         assert token is not None
         try:
-            return reflect_user(reflection_ports(self.svc), user, options)
+            with Wiring(self.svc.settings, self.svc) as wiring:
+                return reflect_user(wiring.reflection_ports(), user, options)
         finally:
             self.svc.leases.release(user, token)
 

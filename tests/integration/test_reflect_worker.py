@@ -17,12 +17,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from memlane.buffer.unreflected import UnreflectedCounter
 from memlane.client import MemoryClient
 from memlane.config import Settings
+from memlane.constants import QUEUE_REFLECT
 from memlane.models import MemoryKind
 from memlane.services import Services
-from pipelines.unreflected import UnreflectedCounter
-from tasks.schedule import note_observations, reflect_nightly
+from pipelines.reflection.run import EarlyReflection, note_observations
+from tasks.reflection import reflect, reflect_nightly
 from tests.support.lifecycle import (
     everything,
     is_reflection,
@@ -143,9 +145,14 @@ def test_early_trigger_and_the_cli(
         svc = client.services
         plant_user(svc, "early", count=False)
         cluster.worker(concurrency=1)
-        assert not note_observations(svc, "early", 2)  # under the threshold
-        assert note_observations(svc, "early", 4)
-        assert not note_observations(svc, "early", 1)  # already on its way
+        early = EarlyReflection(
+            UnreflectedCounter(svc.redis, svc.keys),
+            settings.reflection.early_threshold,
+            lambda user: reflect.apply_async((user,), queue=QUEUE_REFLECT),
+        )
+        assert not note_observations(early, "early", 2)  # under the threshold
+        assert note_observations(early, "early", 4)
+        assert not note_observations(early, "early", 1)  # already on its way
         wait_until(lambda: insight_count(svc, "early") == 3, 90, "early reflection")
 
         plant_user(svc, "by-cli")

@@ -12,7 +12,7 @@ import pytest
 from memlane.client import MemoryClient
 from memlane.ids import custom_memory_id
 from memlane.models import Memory, MemoryKind
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 10, 26, 21, 26, tzinfo=TZ)

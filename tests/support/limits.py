@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memlane.config import LimitSettings
+from memlane.config_sections import LimitSettings
 
 ZH = "我的爱好是弹吉他，周末常常和朋友一起去公园练习。"
 EN = "I play the guitar on weekends and often practice with friends in the park. "

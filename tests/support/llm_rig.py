@@ -1,9 +1,9 @@
 """In-process LLM consolidation for tests: real Redis, a real store, the fake LLM server.
 
 :class:`LLMRig` pushes turns with a :class:`MemoryClient`, runs
-:func:`pipelines.consolidate.consolidate_user` under a real lease (no Celery), and reads the
-store back. Its ports come from ``tasks.runtime`` (the production wiring) unless a test passes
-extractor options of its own.
+:func:`pipelines.consolidation.run.consolidate_user` under a real lease (no Celery), and reads the
+store back. Its ports come from :class:`pipelines.wiring.Wiring` (the production wiring) unless
+a test passes extractor options of its own.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.models import Memory, MemoryFilter
-from pipelines.consolidate import ConsolidationPorts, ConsolidationResult, consolidate_user
-from pipelines.extractor import ExtractorOptions, LLMExtractor
-from tasks import runtime
+from pipelines.consolidation.run import ConsolidationPorts, ConsolidationResult, consolidate_user
+from pipelines.extraction.run import ExtractorOptions, LLMExtractor
+from pipelines.wiring import Wiring
 from tests.support.llm_server import LLMServer
 
 
@@ -34,18 +34,19 @@ class LLMRig:
         self.server = server
         self.client = MemoryClient(settings)
         self.svc = self.client.services
+        self.wiring = Wiring(settings, self.svc)
         self.options: ExtractorOptions | None = None
 
     def extractor(self) -> LLMExtractor:
         """A fresh extractor, as the worker builds it (with the test's options, if any)."""
-        built = runtime.build_extractor(self.svc)
+        built = self.wiring.build_extractor()
         if self.options is not None:
             built.options = self.options
         return built
 
     def ports(self) -> ConsolidationPorts:
         """Consolidation ports with the LLM extractor."""
-        ports = runtime.consolidation_ports(self.svc)
+        ports = self.wiring.consolidation_ports()
         ports.extractor = self.extractor()
         return ports
 
@@ -88,6 +89,7 @@ class LLMRig:
 
     def close(self) -> None:
         """Close connections."""
+        self.wiring.close()
         self.client.close()
 
 

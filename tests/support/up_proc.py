@@ -19,8 +19,8 @@ from typing import Any
 
 import psutil
 
+from memlane.buffer.embedded import socket_path
 from memlane.config import Settings, load_settings
-from memlane.embedded_redis import socket_path
 from tests.support.worker_proc import ROOT, wait_until, worker_settings_overrides
 
 FAST: dict[str, Any] = worker_settings_overrides()["batching"]

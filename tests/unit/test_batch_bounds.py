@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.turns import BufferedTurn
 from memlane.models import Role, Turn
-from memlane.retrieval import newest_within
-from pipelines.consolidate import take_batch
+from memlane.retrieval.pending import newest_within
+from pipelines.consolidation.rules import take_batch
 
 TS = datetime(2024, 10, 26, 13, 26, tzinfo=UTC)
 

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from memlane.backoff import backoff_delay
-from memlane.buffer import BufferedTurn, PendingUser, entry_ms, ready_users
+from memlane.buffer.raw import raw_content, raw_memories
+from memlane.buffer.turns import BufferedTurn, PendingUser, entry_ms
 from memlane.ids import batch_id, default_turn_id, raw_memory_id
 from memlane.models import MemoryKind, Role, Turn
-from memlane.raw import raw_content, raw_memories
+from pipelines.consolidation.rules import ready_users
 
 NOW_MS = 1_730_000_000_000
 BATCH = 20

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from memlane.config import Settings, StoreBackend, env_overrides, load_settings, local_timezone
+from memlane.config import Settings, env_overrides, load_settings, local_timezone
+from memlane.config_sections import StoreBackend
 from memlane.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 from memlane.errors import InvalidInput
 from memlane.models import Memory, MemoryFilter, MemoryKind, TimeField, TimeWindow
 from memlane.store import es_mapping as m
-from memlane.textproc import tokenize
+from memlane.text.tokens import tokenize
 
 T0 = datetime(2024, 10, 26, 13, 26, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.turns import BufferedTurn
 from memlane.errors import LLMBadOutput
 from memlane.ids import observation_id
 from memlane.models import MemoryKind, Role, TimeGranularity, Turn
-from pipelines.extract import (
+from pipelines.extraction.rules import (
     ObservationDraft,
     clamp_importance,
     coarser,

@@ -10,7 +10,17 @@ import pytest
 
 from memlane.errors import LLMBadOutput
 from memlane.models import Memory, MemoryKind, MemoryStatus
-from pipelines.insights import (
+from pipelines.maintenance.rules import (
+    SweepOptions,
+    classify_pairs,
+    clusters,
+    covered_raw,
+    plan_sweep,
+    to_forget,
+)
+from pipelines.pairs import Pair, parse_decisions
+from pipelines.prompts import load_prompt
+from pipelines.reflection.rules import (
     TAG_REFLECTED,
     TAG_SUBJECT,
     SubjectState,
@@ -19,17 +29,6 @@ from pipelines.insights import (
     parse_reflection,
     plan_reflection,
     subject_states,
-)
-from pipelines.prompts import load_prompt
-from pipelines.sweep import (
-    Pair,
-    SweepOptions,
-    classify_pairs,
-    clusters,
-    covered_raw,
-    parse_decisions,
-    plan_sweep,
-    to_forget,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -54,8 +53,7 @@ def test_lifecycle_prompts_are_versioned_and_their_examples_parse(name: str, lan
             shown = example_input.count("[#")
             assert parse_reflection(raw, shown)
         else:
-            pairs = [Pair(0, 1, 0.9)] * example_input.count("A")
-            assert parse_decisions(raw, pairs)
+            assert parse_decisions(raw, example_input.count("A"), "maintenance")
         assert "delete" not in output.lower()
 
 
@@ -133,14 +131,16 @@ def test_classify_pairs_by_cosine_and_subject() -> None:
         mem(3, subject="pet", embedding=[1.0, 0.0, 0.001]),
     ]
     auto, ambiguous = classify_pairs(memories, SweepOptions())
-    assert [(p.older, p.newer) for p in auto] == [(0, 1)]
-    assert {(p.older, p.newer) for p in ambiguous} == {(0, 2), (1, 2)}
+    assert [(p.old, p.new) for p in auto] == [(0, 1)]
+    assert {(p.old, p.new) for p in ambiguous} == {(0, 2), (1, 2)}
 
 
 def test_plan_sweep_merges_provenance_and_resolves_contradictions_to_keepers() -> None:
     """The keeper takes every turn; a contradiction supersedes the older with the newer's time."""
     memories = [mem(0, importance=0.9), mem(1), mem(2), mem(3)]
-    plan = plan_sweep(memories, [Pair(0, 1, 0.99)], [Pair(1, 3, 0.9), Pair(2, 3, 0.9)], T)
+    duplicates = [Pair(new=1, old=0, cosine=0.99)]
+    contradictions = [Pair(new=3, old=1, cosine=0.9), Pair(new=3, old=2, cosine=0.9)]
+    plan = plan_sweep(memories, duplicates, contradictions, T)
     assert [m.id for m in plan.keep] == ["m0"] and plan.keep[0].source_turn_ids == ["t0", "t1"]
     assert plan.merged == 1
     assert plan.supersede == [

@@ -7,7 +7,7 @@ import json
 
 import structlog
 
-from memlane.config import LogFormat, LogSettings
+from memlane.config_sections import LogFormat, LogSettings
 from memlane.logging import REDACTED, configure_logging, redact_secrets
 
 

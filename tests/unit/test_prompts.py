@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memlane.buffer import BufferedTurn
+from memlane.buffer.turns import BufferedTurn
 from memlane.models import Memory, MemoryKind, Role, Turn
-from pipelines.extract import parse_extraction
+from pipelines.extraction.rules import parse_extraction
 from pipelines.prompts import (
     PairText,
     arbitration_messages,

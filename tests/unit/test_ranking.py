@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memlane.config import RetrievalSettings
+from memlane.config_sections import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, TimeGranularity
-from memlane.ranking import in_window, is_profile_query, mmr, rank, recency
-from memlane.retrieval import format_context
+from memlane.retrieval.context import format_context
+from memlane.retrieval.ranking import in_window, is_profile_query, mmr, rank, recency
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 10, 26, 21, 26, tzinfo=TZ)
@@ -23,11 +23,12 @@ def mem(mid: str, kind: MemoryKind = MemoryKind.OBSERVATION, **kw: object) -> Me
 
 
 def hit(m: Memory, rank_pos: int, rrf_k: int = RetrievalSettings().rrf_k) -> SearchHit:
-    return SearchHit(m, 2 / (rrf_k + rank_pos), rank_pos, rank_pos)
+    """A hit at ``rank_pos`` in both lists, scored as fusion scores it (normalised)."""
+    return SearchHit(m, (rrf_k + 1) / (rrf_k + rank_pos), rank_pos, rank_pos)
 
 
-def test_fused_score_is_normalised_to_one_for_a_double_first_place() -> None:
-    """Rank 1 in both lists gives fused 1.0, so boosts have a stable scale."""
+def test_a_double_first_place_without_boosts_scores_one() -> None:
+    """Ranking takes fusion's normalised score as is: rank 1 in both lists gives 1.0."""
     cfg = RetrievalSettings(importance_weight=0, recency_weight=0)
     (r,) = rank([hit(mem("a"), 1)], cfg, NOW)
     assert r.explanation.fused == pytest.approx(1.0)

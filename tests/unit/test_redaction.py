@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from memlane.config import LogFormat, LogSettings, load_settings
+from memlane.config import load_settings
+from memlane.config_sections import LogFormat, LogSettings
 from memlane.logging import REDACTED, configure_logging, get_logger
 from memlane.redaction import Redactor
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memlane.buffer import BufferedTurn, turn_from_json, turn_to_json
-from memlane.config import RESERVED_METADATA_KEYS, LimitSettings
+from memlane.buffer.raw import raw_memories
+from memlane.buffer.turns import BufferedTurn, turn_from_json, turn_to_json
+from memlane.config_sections import RESERVED_METADATA_KEYS, LimitSettings
 from memlane.errors import InvalidInput
 from memlane.models import Memory
-from memlane.raw import raw_memories
 from memlane.validation import validate_memories, validate_turns
 from tests.support.limits import encoded_size, full_metadata, limit_turns, text_of
 

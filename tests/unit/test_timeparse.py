@@ -1,4 +1,4 @@
-"""Table-driven tests for memlane.timeparse (Chinese and English time expressions)."""
+"""Table-driven tests for memlane.text.timeparse (Chinese and English time expressions)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memlane.timeparse import Granularity, TimeRange, find_time_ranges, parse_time_range
+from memlane.text.timeparse import Granularity, TimeRange, find_time_ranges, parse_time_range
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Saturday 2024-10-26 21:26; the current week is Mon 10-21 .. Sun 10-27.
@@ -338,3 +338,11 @@ def test_arbitrary_text_never_raises_and_ranges_are_sane(query: str, now: dateti
         if not FUTURE_OK.search(result.text):
             assert result.start <= now
             assert result.end <= now + timedelta(days=1) or now < result.end
+
+
+def test_every_rule_has_one_pattern_and_one_resolver() -> None:
+    """Patterns and resolvers are joined by the Rule enum: every rule has both, nothing else."""
+    from memlane.text import timeparse, timewords
+
+    assert set(timewords.PATTERNS) == set(timewords.Rule)
+    assert set(timeparse._RESOLVERS) == set(timewords.Rule)

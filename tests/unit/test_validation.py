@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memlane.config import LimitSettings, RetrievalSettings
+from memlane.config_sections import LimitSettings, RetrievalSettings
 from memlane.errors import InvalidInput
 from memlane.models import MemoryKind, Role
 from memlane.validation import RetrieveParams, validate_retrieve, validate_turns

@@ -1,0 +1,217 @@
+"""Every Lua script memlane runs in Redis, in one place. Each runs atomically inside Redis.
+
+The turn buffer (:mod:`.turns`): ``PUSH``, ``COMMIT``, ``DEAD_LETTER``. Leases, tombstones and
+guarded writes (:mod:`.lease`): ``RENEW``, ``GUARD``, ``SETTLE_WRITE``, ``FORGET``,
+``RELEASE``. Attempt counters (:mod:`.attempts`): ``ATTEMPT_START``, ``ATTEMPT_FORGIVE``. The
+nightly fan-out (:mod:`.nightly`): ``NIGHT_START``. Unreflected counts (:mod:`.unreflected`):
+``SETTLE_UNREFLECTED``.
+"""
+
+from __future__ import annotations
+
+# -- the turn buffer -----------------------------------------------------------------------
+
+# KEYS: stream, turn_ids, pending, last_push, users
+# ARGV: user_id, now_ms, turn_ids_ttl_s, then (turn_id, payload) pairs.
+# Returns one flag per turn: 1 = buffered, 0 = already seen (a no-op re-push).
+PUSH = """
+local added = {}
+local n = 0
+for i = 4, #ARGV, 2 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[1], '*', 'turn', ARGV[i + 1])
+    n = n + 1
+    added[#added + 1] = 1
+  else
+    added[#added + 1] = 0
+  end
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if n > 0 then
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[5], ARGV[1])
+end
+return added
+"""
+
+# Shared tail: re-score the user in the pending index by their oldest remaining turn.
+_RESCORE = """
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+if #first == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  local ms = string.match(first[1][1], '^(%d+)')
+  redis.call('ZADD', KEYS[2], ms, ARGV[1])
+end
+"""
+
+# KEYS: stream, pending, watermark, lease
+# ARGV: user_id, token, last_entry_id, then the entry ids to remove.
+# Returns -1 when the lease is no longer ours (nothing changed), else the number removed.
+COMMIT = (
+    """
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then return -1 end
+local removed = 0
+for i = 4, #ARGV do removed = removed + redis.call('XDEL', KEYS[1], ARGV[i]) end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+"""
+    + _RESCORE
+    + "return removed\n"
+)
+
+# KEYS: stream, pending, dead, lease
+# ARGV: user_id, token, batch_id, dead_letter_json, then the entry ids to park.
+DEAD_LETTER = (
+    """
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then return -1 end
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+local removed = 0
+for i = 5, #ARGV do removed = removed + redis.call('XDEL', KEYS[1], ARGV[i]) end
+"""
+    + _RESCORE
+    + "return removed\n"
+)
+
+# -- leases, tombstones and guarded writes --------------------------------------------------
+
+# Shared head: a token granted before the user's last forget (KEYS[2], the tombstone, holds the
+# forget's own token) is dead.
+_FORGOTTEN = """
+local tomb = redis.call('GET', KEYS[2])
+if tomb and tonumber(string.match(tomb, '^%d+')) > tonumber(ARGV[1]) then return -2 end
+"""
+
+# Shared: extend our lease (KEYS[1]) to ARGV[2] ms, or retake it if it lapsed; 0 if another
+# token holds it.
+_HOLD = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+elseif not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  return 0
+end
+"""
+
+# KEYS: lease, tombstone. ARGV: token, ttl_ms.
+# Returns 1 (held), 0 (another token holds it) or -2 (the user was forgotten after our grant).
+RENEW = _FORGOTTEN + _HOLD + "return 1\n"
+
+# KEYS: lease, tombstone, writes. ARGV: token, ttl_ms, now_ms, intent_ttl_ms, ids_json.
+# RENEW, then record the store write we are about to make (pruning intents that ended long ago),
+# all in one step: a forget that comes after this sees the write and can sweep what it leaves.
+GUARD = (
+    _FORGOTTEN
+    + _HOLD
+    + """
+local oldest = tonumber(ARGV[3]) - tonumber(ARGV[4])
+local intents = redis.call('HGETALL', KEYS[3])
+for i = 1, #intents, 2 do
+  if tonumber(string.match(intents[i + 1], '^%d+')) < oldest then
+    redis.call('HDEL', KEYS[3], intents[i])
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3] .. ' ' .. ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+"""
+)
+
+# KEYS: tombstone, writes. ARGV: token.
+# After a guarded write: -2 (and the intent kept) if the user was forgotten meanwhile, else the
+# intent is dropped and 1 returned.
+SETTLE_WRITE = """
+local tomb = redis.call('GET', KEYS[1])
+if tomb and tonumber(string.match(tomb, '^%d+')) > tonumber(ARGV[1]) then return -2 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: lease, tombstone. ARGV: token, lease_ttl_ms, tombstone_ttl_s, now_ms.
+# forget_user: the tombstone (never moved back by a slower, older forget) and the lease, taken
+# whoever holds it: every earlier token is dead from here on.
+FORGET = """
+local tomb = redis.call('GET', KEYS[2])
+if not tomb or tonumber(string.match(tomb, '^%d+')) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[4], 'EX', ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: lease. ARGV: token. Delete the lease only if it is still ours.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# -- attempt counters ----------------------------------------------------------------------
+
+# The hash value is "<count>|<holder>"; a bare count (older versions) has no holder.
+
+_PARSE_ATTEMPTS = """
+local function parse(v)
+  if not v then return 0, '' end
+  local n, holder = string.match(v, '^(%-?%d+)|?(.*)$')
+  return tonumber(n) or 0, holder or ''
+end
+"""
+# KEYS: attempts hash, stopped-workers zset. ARGV: batch id, holder of this attempt.
+ATTEMPT_START = (
+    _PARSE_ATTEMPTS
+    + """
+local n, last = parse(redis.call('HGET', KEYS[1], ARGV[1]))
+if last ~= '' and redis.call('ZSCORE', KEYS[2], last) then
+  n = n - 1  -- the last attempt's worker was stopped on purpose mid-batch: not the batch's fault
+end
+n = math.max(n, 0) + 1
+redis.call('HSET', KEYS[1], ARGV[1], n .. '|' .. ARGV[2])
+return n
+"""
+)
+# KEYS: attempts hash. ARGV: batch id. Takes one attempt back and ends it (no holder).
+ATTEMPT_FORGIVE = (
+    _PARSE_ATTEMPTS
+    + """
+local n = parse(redis.call('HGET', KEYS[1], ARGV[1])) - 1
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], n .. '|')
+end
+return n
+"""
+)
+
+# -- the nightly fan-out ------------------------------------------------------------------
+
+# KEYS: marker, snapshot list. ARGV: ttl, users... Claim and snapshot together or not at all.
+NIGHT_START = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[2])
+if #ARGV > 1 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+# -- unreflected counts ---------------------------------------------------------------------
+
+# Take off what reflection covered; drop the user when nothing is left, and never leave the
+# count below the observations the run knowingly left for later.
+SETTLE_UNREFLECTED = """
+local v = tonumber(redis.call('ZINCRBY', KEYS[1], -tonumber(ARGV[2]), ARGV[1]))
+local remaining = tonumber(ARGV[3])
+if remaining <= 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+if v < remaining then
+  redis.call('ZADD', KEYS[1], remaining, ARGV[1])
+  return remaining
+end
+return v
+"""

@@ -1,0 +1,127 @@
+"""Pure ranking: boosts on top of fused search hits, MMR, and profile-question detection.
+
+The fused score comes normalised from :mod:`memlane.store.fusion`; the boosts add to it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from memlane.config_sections import RetrievalSettings
+from memlane.models import Memory, MemoryKind, SearchHit, memory_time
+
+_PROFILE = re.compile(
+    r"(你知道我|我(是|的)?(喜欢|爱好|职业|工作|家人|住在|偏好)|关于我|我是谁|我的.{0,6}是什么"
+    r"|\bwhat do i\b|\bwho am i\b|\bwhat (?:is|are) my\b|\bdo you know (?:what|who|where) i\b"
+    r"|\bmy (?:hobby|hobbies|job|work|family|preferences?|favou?rite)\b|\babout me\b)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a memory got its score: component ranks, boosts and rerank score."""
+
+    knn_rank: int | None = None
+    bm25_rank: int | None = None
+    fused: float = 0.0
+    boosts: dict[str, float] = field(default_factory=dict)
+    rerank_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievedMemory:
+    """One retrieval result. ``pending`` marks a turn still waiting in the buffer."""
+
+    memory: Memory
+    score: float
+    explanation: Explanation
+    pending: bool = False
+
+
+def is_profile_query(query: str) -> bool:
+    """True for questions about the user themselves ("你知道我喜欢什么?", "what do I do?")."""
+    return bool(_PROFILE.search(query))
+
+
+def recency(memory: Memory, now: datetime, half_life_days: float) -> float:
+    """Exponential decay in [0, 1] of the time since the memory was recorded."""
+    age_days = max(0.0, (now - memory.recorded_at).total_seconds() / 86400)
+    return math.exp(-math.log(2) * age_days / half_life_days)
+
+
+def boost(
+    hit: SearchHit,
+    cfg: RetrievalSettings,
+    now: datetime,
+    window: tuple[datetime | None, datetime | None] | None,
+    profile: bool,
+) -> RetrievedMemory:
+    """Score one hit: its fused score (normalised by fusion, in [0, 1]) plus boosts, recorded."""
+    fused = hit.score
+    m = hit.memory
+    boosts: dict[str, float] = {}
+    if m.kind is MemoryKind.INSIGHT:
+        boosts["insight"] = cfg.profile_insight_boost if profile else cfg.insight_boost
+    if cfg.importance_weight:
+        boosts["importance"] = cfg.importance_weight * m.importance
+    if cfg.recency_weight:
+        boosts["recency"] = cfg.recency_weight * recency(m, now, cfg.recency_half_life_days)
+    if window and in_window(memory_time(m), window):
+        boosts["time"] = cfg.time_match_boost
+    explanation = Explanation(hit.knn_rank, hit.bm25_rank, fused, boosts)
+    return RetrievedMemory(m, fused + sum(boosts.values()), explanation)
+
+
+def in_window(when: datetime, window: tuple[datetime | None, datetime | None]) -> bool:
+    """Whether ``when`` falls in the half-open window (open ends allowed)."""
+    start, end = window
+    return (start is None or when >= start) and (end is None or when < end)
+
+
+def rank(
+    hits: Sequence[SearchHit],
+    cfg: RetrievalSettings,
+    now: datetime,
+    window: tuple[datetime | None, datetime | None] | None = None,
+    profile: bool = False,
+) -> list[RetrievedMemory]:
+    """Boost and sort hits, best first (stable on ties)."""
+    scored = [boost(h, cfg, now, window, profile) for h in hits]
+    return sorted(scored, key=lambda r: -r.score)
+
+
+def mmr(
+    results: Sequence[RetrievedMemory], lam: float, k: int, duplicate_threshold: float = 0.97
+) -> list[RetrievedMemory]:
+    """Maximal marginal relevance over the memories' embeddings; near-identical ones drop.
+
+    Results without embeddings are kept in place of relevance order.
+    """
+    if not results:
+        return []
+    vecs = [r.memory.embedding for r in results]
+    if any(v is None for v in vecs):
+        return list(results[:k])
+    mat = np.asarray(vecs, dtype=np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True) + 1e-12
+    rel = np.asarray([r.score for r in results])
+    rel = rel / (rel.max() or 1.0)
+    chosen: list[int] = []
+    candidates = list(range(len(results)))
+    while candidates and len(chosen) < k:
+        sims = mat[candidates] @ mat[chosen].T if chosen else np.zeros((len(candidates), 1))
+        max_sim = sims.max(axis=1)
+        scores = lam * rel[candidates] - (1 - lam) * max_sim
+        best = int(np.argmax(scores))
+        idx = candidates.pop(best)
+        if chosen and max_sim[best] >= duplicate_threshold:
+            continue
+        chosen.append(idx)
+    return [results[i] for i in chosen]

@@ -1,0 +1,1 @@
+"""Consolidation: a user's buffered turns -> memories, effectively once (see :mod:`.run`)."""

@@ -1,0 +1,1 @@
+"""Extraction: the LLM extractor of consolidation (observations, links, arbitration)."""

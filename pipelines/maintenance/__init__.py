@@ -1,0 +1,1 @@
+"""Maintenance: the long-term sweeps over a user's memories (dedup, contradictions, forgetting)."""

@@ -1,0 +1,1 @@
+"""Reflection: a user's observations -> one versioned insight per subject."""
