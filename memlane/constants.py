@@ -27,6 +27,9 @@ KEY_USAGE = "{p}:usage:{d}"  # hash per day: "user|model|field" -> tokens
 KEY_UNREFLECTED = "{p}:unreflected"  # zset: user -> unreflected observation count
 KEY_SCHEDULE_LOCK = "{p}:schedlock:{n}"  # one beat firing per named schedule slot
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
+# HTTP service (service/apikeys.py): keys are stored only as the sha256 of the key.
+KEY_API_KEY = "{p}:apikey:{h}"  # hash per key (by sha256): id, tenant, limits, token bucket
+KEY_API_KEYS = "{p}:apikeys"  # hash: key id -> JSON description (tenant, label, sha256)
 
 # Forgetting. A tombstone outlives any plausible pause of a worker that held the user's lease
 # before the forget (it names the user id, nothing else). Writes in flight at the forget are

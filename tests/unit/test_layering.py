@@ -1,4 +1,8 @@
-"""Import direction memlane <- pipelines <- tasks <- worker; no celery below tasks."""
+"""Import direction memlane <- pipelines <- tasks <- worker/service; no celery below tasks.
+
+``service`` (the HTTP and MCP surface) sits on the top floor beside ``worker`` and imports only
+``memlane``; ``worker`` may import it (``memlane serve`` is a command of the CLI).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ ALLOWED = {
     "memlane": {"memlane"},
     "pipelines": {"memlane", "pipelines"},
     "tasks": {"memlane", "pipelines", "tasks"},
-    "worker": {"memlane", "tasks", "worker"},
+    "worker": {"memlane", "tasks", "worker", "service"},
+    "service": {"memlane", "service"},
 }
 PROJECT = set(ALLOWED)
 
@@ -39,9 +44,9 @@ def test_package_imports_only_the_layers_below(package: str) -> None:
     assert bad == {}
 
 
-@pytest.mark.parametrize("package", ["memlane", "pipelines"])
+@pytest.mark.parametrize("package", ["memlane", "pipelines", "service"])
 def test_no_celery_below_tasks(package: str) -> None:
-    """The core library and the pipelines never import celery or kombu."""
+    """The core library, the pipelines and the service never import celery or kombu."""
     offenders = [
         str(p.relative_to(ROOT))
         for p in (ROOT / package).rglob("*.py")

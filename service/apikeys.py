@@ -1,0 +1,182 @@
+"""API keys, stored hashed in Redis, and each key's token bucket: one Lua script per request.
+
+A key is ``mlk_<id>_<secret>``: ``id`` (8 hex characters) names it in ``memlane keys list`` and
+``revoke``; ``secret`` is 32 random bytes. Redis keeps only the key's SHA-256. A plain, fast
+hash is enough because the key is 256 bits of randomness: nobody can guess or brute-force a
+preimage, so a deliberately slow password hash (bcrypt, argon2) would add ~100 ms to every
+request and no safety. A leak of Redis gives no usable key.
+
+:meth:`KeyStore.authenticate` runs one script that looks the hash up and takes a token from the
+key's bucket (refilled at ``rate`` per second up to ``burst``, on Redis' clock), so every server
+process shares the same bucket and a request costs one round trip before its real work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from memlane import constants as c
+from memlane.errors import BufferUnavailable, InvalidInput
+from service.errors import RateLimited, Unauthorized
+from service.tenancy import Principal, validate_tenant
+
+KEY_PREFIX = "mlk_"
+
+# KEYS[1] = the key's hash (by sha256). ARGV: none. Returns {0} for an unknown key,
+# {1, id, tenant} when a token was taken, {2, id, tenant, wait_ms} when the bucket is empty.
+AUTHENTICATE = """
+local f = redis.call('HMGET', KEYS[1], 'id', 'tenant', 'rate', 'burst', 'tokens', 'ts')
+if not f[1] then return {0} end
+local rate = tonumber(f[3])
+local burst = tonumber(f[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tokens = tonumber(f[5]) or burst
+local ts = tonumber(f[6]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+if tokens < 1 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+  return {2, f[1], f[2], tostring(math.ceil((1 - tokens) * 1000 / rate))}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+return {1, f[1], f[2]}
+"""
+
+
+def key_hash(key: str) -> str:
+    """The SHA-256 (hex) a key is stored under."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What ``memlane keys list`` shows of a key (never the key)."""
+
+    key_id: str
+    tenant: str | None
+    label: str
+    created_at: float
+    rate_per_s: float
+    burst: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "id": self.key_id,
+            "tenant": self.tenant,
+            "admin": self.tenant is None,
+            "label": self.label,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at)),
+            "rate_per_s": self.rate_per_s,
+            "burst": self.burst,
+        }
+
+
+class KeyStore:
+    """Create, list, revoke and check API keys in Redis under one key prefix."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self._script = client.register_script(AUTHENTICATE)
+
+    def _record_key(self, digest: str) -> str:
+        return c.KEY_API_KEY.format(p=self.prefix, h=digest)
+
+    @property
+    def _index(self) -> str:
+        return c.KEY_API_KEYS.format(p=self.prefix)
+
+    def create(
+        self, tenant: str | None, rate_per_s: float, burst: int, label: str = ""
+    ) -> tuple[KeyInfo, str]:
+        """A new key for ``tenant`` (None: an admin key). Returns its description and the key,
+        which is not stored anywhere: show it once."""
+        if tenant is not None:
+            validate_tenant(tenant)
+        if not rate_per_s > 0:
+            raise InvalidInput("rate", "must be a positive number of requests per second")
+        if burst < 1:
+            raise InvalidInput("burst", "must be at least 1")
+        key_id = secrets.token_hex(4)
+        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        digest = key_hash(key)
+        info = KeyInfo(key_id, tenant, label, time.time(), float(rate_per_s), int(burst))
+        record = {"id": key_id, "tenant": tenant or "", "rate": str(rate_per_s), "burst": burst}
+        described = {**info.as_dict(), "created_at": info.created_at, "sha256": digest}
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._record_key(digest), mapping=record)
+                pipe.hset(self._index, key_id, json.dumps(described))
+                pipe.execute()
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"cannot store the API key: {e}") from e
+        return info, key
+
+    def list(self) -> list[KeyInfo]:
+        """Every key, oldest first."""
+        try:
+            raw = self.redis.hgetall(self._index)
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"cannot list API keys: {e}") from e
+        infos = [_info(json.loads(v)) for v in raw.values()]  # type: ignore[union-attr]
+        return sorted(infos, key=lambda k: k.created_at)
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key by its id; False when there is no such key."""
+        try:
+            raw = self.redis.hget(self._index, key_id)
+            if raw is None:
+                return False
+            digest = json.loads(raw)["sha256"]  # type: ignore[arg-type]
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._record_key(digest))
+                pipe.hdel(self._index, key_id)
+                pipe.execute()
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"cannot revoke the API key: {e}") from e
+        return True
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is a live key (no token taken)."""
+        try:
+            return bool(self.redis.exists(self._record_key(key_hash(key))))
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"cannot check the API key: {e}") from e
+
+    def authenticate(self, key: str | None) -> Principal:
+        """The caller a key stands for, after taking one token from its bucket.
+
+        Raises :class:`Unauthorized` (no key, unknown or revoked), :class:`RateLimited`
+        (bucket empty) or :class:`BufferUnavailable` (Redis down).
+        """
+        if not key:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        try:
+            out = self._script(keys=[self._record_key(key_hash(key))])
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"cannot check the API key: {e}") from e
+        status = int(out[0])
+        if status == 0:
+            raise Unauthorized("unknown or revoked API key")
+        key_id, tenant = _s(out[1]), _s(out[2]) or None
+        if status == 2:
+            raise RateLimited(max(1, -(-int(_s(out[3])) // 1000)))
+        return Principal(key_id, tenant)
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _info(d: dict[str, Any]) -> KeyInfo:
+    return KeyInfo(
+        d["id"], d["tenant"], d.get("label", ""), d["created_at"], d["rate_per_s"], d["burst"]
+    )
