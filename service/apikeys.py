@@ -151,6 +151,21 @@ class KeyStore:
         except redis.RedisError as e:
             raise BufferUnavailable(f"cannot check the API key: {e}") from e
 
+    def identify(self, key: str | None) -> Principal:
+        """The caller a key stands for, taking no token (Unauthorized when unknown)."""
+        if not key:
+            raise Unauthorized("missing API key")
+        try:
+            found: list[Any] = self.redis.hmget(  # type: ignore[assignment]
+                self._record_key(key_hash(key)), ["id", "tenant"]
+            )
+        except redis.RedisError as e:
+            raise BufferUnavailable(f"cannot check the API key: {e}") from e
+        key_id, tenant = found
+        if key_id is None:
+            raise Unauthorized("unknown or revoked API key")
+        return Principal(_s(key_id), _s(tenant or b"") or None)
+
     def authenticate(self, key: str | None) -> Principal:
         """The caller a key stands for, after taking one token from its bucket.
 
