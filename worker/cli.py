@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="embedded Redis + worker + beat, supervised")
     up.add_argument("--concurrency", type=int, default=2)
     up.add_argument(
+        "--no-api", action="store_true", help="do not start the HTTP API (memlane serve)"
+    )
+    up.add_argument(
         "--grace",
         type=float,
         default=None,
@@ -161,7 +164,8 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         from worker.supervisor import STOP_GRACE_S, Supervisor
 
         grace = STOP_GRACE_S if args.grace is None else args.grace
-        return Supervisor(settings, concurrency=args.concurrency, grace_s=grace).run_forever()
+        sup = Supervisor(settings, concurrency=args.concurrency, grace_s=grace, api=not args.no_api)
+        return sup.run_forever()
     if args.command == "demo":
         from worker.demo import run_demo
 
