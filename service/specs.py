@@ -88,4 +88,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as service.specs, not __main__: the routes register their bodies in that module.
+    from service.specs import main as _main
+
+    sys.exit(_main())
