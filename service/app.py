@@ -31,6 +31,7 @@ def create_app(settings: Settings, client: MemoryClient | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await ctx.auth.close()
         if owned:
             ctx.client.close()
 

@@ -7,13 +7,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
+import redis.asyncio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 from starlette.concurrency import run_in_threadpool
 
 from memlane import MemoryClient, Settings
 from memlane.redaction import Redactor
-from service.apikeys import KeyStore
+from memlane.redis_conn import redis_password, redis_url
+from service.apikeys import AsyncAuthenticator, KeyStore
 from service.body import parse_object, read_bytes
 from service.errors import Forbidden
 from service.paths import user_segment
@@ -29,6 +33,25 @@ class ServiceContext:
 
     settings: Settings
     client: MemoryClient
+
+    @cached_property
+    def auth(self) -> AsyncAuthenticator:
+        """Key checks on the event loop (asyncio Redis client, made on first use)."""
+        return AsyncAuthenticator(self._connect_async, self.settings.redis.key_prefix)
+
+    async def _connect_async(self) -> redis.asyncio.Redis:
+        # Resolving the URL may start the embedded Redis: blocking work, so in a thread.
+        url = await run_in_threadpool(redis_url, self.settings)
+        client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+            url,
+            password=redis_password(self.settings),
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            # As memlane.redis_conn: an outage surfaces within about a second.
+            retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_timeout=True,
+        )
+        return client
 
     @cached_property
     def redactor(self) -> Redactor:
@@ -69,7 +92,7 @@ async def caller(
     """Authenticate the request's bearer key and take a token from its bucket (401, 429, 503)."""
     ctx = context(request)
     key = credentials.credentials if credentials is not None else None
-    return await ctx.call(ctx.keys.authenticate, key)
+    return await ctx.auth.authenticate(key)
 
 
 async def admin(who: Annotated[Principal, Depends(caller)]) -> Principal:

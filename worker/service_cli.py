@@ -14,6 +14,12 @@ from worker.terminal import safe
 
 def run_service_command(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatch one of the service commands."""
+    if args.command in {"serve", "mcp"}:
+        # Searches embed the query in this process while other requests run: one OpenMP thread
+        # that sleeps when idle (docs pitfalls: spinning threads made a query p95 3.4 s on a
+        # busy host). Set before the model loads; an explicit setting wins.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.command == "serve":
         from service.server import serve
 
