@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from memlane.errors import InvalidInput
 from service import schemas as s
@@ -24,7 +25,7 @@ MAX_FLUSH_WAIT_S = 120.0
     openapi_extra=body_of(s.PushTurnsRequest),
     summary="Push chat turns (MemoryClient.add_turns)",
 )
-async def push_turns(user: str, request: Request, ctx: Ctx, who: Caller) -> dict[str, Any]:
+async def push_turns(user: str, request: Request, ctx: Ctx, who: Caller) -> JSONResponse:
     """Validate and buffer turns; returns their ids at once (consolidation runs in workers).
 
     A turn whose ``turn_id`` was pushed before is a no-op. A bad turn refuses the whole call
@@ -33,7 +34,9 @@ async def push_turns(user: str, request: Request, ctx: Ctx, who: Caller) -> dict
     body = await ctx.json_body(request, ("turns", "session_id"), ("turns",))
     uid = ctx.inside(who, user)
     ids = await ctx.call(ctx.client.add_turns, uid, body["turns"], body.get("session_id"))
-    return {"turn_ids": ids}
+    # A Response skips FastAPI's re-validation through the response model (documentation
+    # only here): the hot path's bodies are already plain JSON.
+    return JSONResponse({"turn_ids": ids}, 202)
 
 
 @router.post(
@@ -42,7 +45,7 @@ async def push_turns(user: str, request: Request, ctx: Ctx, who: Caller) -> dict
     openapi_extra=body_of(s.SearchRequest),
     summary="Search the user's memories (MemoryClient.retrieve)",
 )
-async def search(user: str, request: Request, ctx: Ctx, who: Caller) -> dict[str, Any]:
+async def search(user: str, request: Request, ctx: Ctx, who: Caller) -> JSONResponse:
     """The user's memories most relevant to ``query``, best first, each with its explanation."""
     allowed = ("query", "top_k", "kinds", "time_range", "now", "include_pending", "rerank")
     body = await ctx.json_body(request, allowed, ("query",))
@@ -58,7 +61,7 @@ async def search(user: str, request: Request, ctx: Ctx, who: Caller) -> dict[str
         include_pending=body.get("include_pending", False),
         rerank=body.get("rerank"),
     )
-    return {"results": [result_json(r, who) for r in results]}
+    return JSONResponse({"results": [result_json(r, who) for r in results]})
 
 
 @router.post(
