@@ -7,17 +7,22 @@ pending turns, and memories are imported straight into the store where a test ne
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+import httpx2
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 from memlane import MemoryClient, Settings
-from tests.support.api_proc import create_key
-from tests.support.worker_proc import ROOT, child_env
+from tests.support.api_proc import create_key, free_port
+from tests.support.worker_proc import ROOT, child_env, wait_until
 
 pytestmark = [pytest.mark.redis]
 Session = Callable[[ClientSession], Awaitable[Any]]
@@ -122,3 +127,47 @@ def test_bad_arguments_come_back_as_tool_errors_naming_the_field(
     result = run_session(make_settings(), "carol", body)
     assert result.is_error
     assert "turns[0].content" in result.content[0].text
+
+
+@pytest.mark.timeout(120)
+def test_streamable_http_needs_a_key_and_works_in_its_tenant(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Over streamable HTTP: no key is 401 before MCP sees the request; with a tenant key and
+    X-Memlane-User, remember lands in that tenant's user."""
+    settings = make_settings()
+    key = create_key(settings, "acme")
+    port = free_port()
+    argv = [sys.executable, "-m", "worker.cli", "mcp", "--transport", "http", "--port", str(port)]
+    log = (tmp_path / "mcp.log").open("wb")
+    proc = subprocess.Popen(argv, env=child_env(settings), cwd=ROOT, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        refused = wait_until(lambda: _post_or_none(url), 60, "the MCP HTTP server")
+        assert refused.status_code == 401 and refused.json()["error"]["type"] == "Unauthorized"
+
+        async def main() -> Any:
+            headers = {"Authorization": f"Bearer {key}", "X-Memlane-User": "dora"}
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=60) as http,
+                streamable_http_client(url, http_client=http) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                return structured(await session.call_tool("remember", {"content": "I knit"}))
+
+        assert len(anyio.run(main)["turn_ids"]) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    with MemoryClient(settings) as local:
+        assert local.pending("@acme/dora") == 1
+
+
+def _post_or_none(url: str) -> httpx.Response | None:
+    """A POST to the server, or None while it does not listen yet."""
+    try:
+        return httpx.post(url, json={}, timeout=2)
+    except httpx.HTTPError:
+        return None
