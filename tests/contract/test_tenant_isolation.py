@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from memlane.config import LimitSettings
 from memlane.errors import InvalidInput
-from memlane.models import MemoryFilter
+from memlane.models import MemoryFilter, SupersedeReason
 from memlane.store import MemoryStore, SearchQuery
 from memlane.store.codec import memory_to_doc
 from memlane.validation import validate_user_id
@@ -116,7 +116,8 @@ def test_operations_of_one_user_never_touch_another(
     assert len(before) == len(CONTENTS)
 
     _reads_as(store, user_a, user_b)
-    assert store.supersede(user_a, ["m0"], "m1", datetime(2024, 11, 1, tzinfo=UTC)) == 1
+    edited = SupersedeReason.EDITED
+    assert store.supersede(user_a, ["m0"], "m1", datetime(2024, 11, 1, tzinfo=UTC), edited) == 1
     assert store.delete(user_a, ["m2"]) == 1
     assert _snapshot(store, user_b) == before
     assert store.delete_user(user_a) == 2
