@@ -5,6 +5,7 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
     MemlaneError
     ├── ConfigError            bad settings file or environment override
     ├── InvalidInput           bad caller input; ``.field`` names the offending field
+    ├── NotFound               no such memory for this user (another user's looks the same)
     ├── StoreError             the memory store refused or failed an operation
     ├── BufferError_           the Redis turn buffer failed an operation
     ├── LLMError               a model endpoint (chat, embeddings, rerank) failed
@@ -17,7 +18,8 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
         ├── StoreUnavailable   (also StoreError) the store is unreachable
         ├── BufferUnavailable  (also BufferError_) Redis is unreachable
         ├── LLMUnavailable     (also LLMError) timeout, connection error or 5xx
-        └── LLMRateLimited
+        ├── LLMRateLimited
+        └── UserBusy           a worker kept the user's lease past an edit's wait
 
 Callers that only care whether to retry test ``isinstance(err, Retryable)``.
 """
@@ -43,6 +45,15 @@ class InvalidInput(MemlaneError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+
+
+class NotFound(MemlaneError, LookupError):
+    """No such memory for this user. A memory of another user raises exactly the same."""
+
+    def __init__(self, field: str, ident: str) -> None:
+        super().__init__(f"{field}: no memory {ident!r} for this user")
+        self.field = field
+        self.ident = ident
 
 
 class Retryable(MemlaneError):
@@ -91,3 +102,7 @@ class UserForgotten(LeaseLost):
 
 class ServiceError(MemlaneError):
     """An embedded service (Redis, the worker tree) could not be started or reached."""
+
+
+class UserBusy(Retryable):
+    """A worker held the user's lease for longer than an edit or delete may wait; retry."""

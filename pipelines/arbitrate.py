@@ -147,7 +147,9 @@ def build_plan(
     plan = ExtractionPlan()
     for i, memory in enumerate(memories):
         if i in duplicate_of:
-            merge = Merge(duplicate_of[i], tuple(memory.source_turn_ids), memory.importance)
+            merge = Merge(
+                duplicate_of[i], tuple(memory.source_turn_ids), memory.importance, memory.batch_id
+            )
             plan.merge.append(merge)
         elif memory.id not in {m.id for m in plan.memories}:
             plan.memories.append(memory)

@@ -29,7 +29,7 @@ from memlane.forgetting import WriteGuard, unguarded
 from memlane.llm.chat import Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
-from memlane.models import Memory, MemoryFilter, MemoryKind
+from memlane.models import Memory, MemoryFilter, MemoryKind, SupersedeReason
 from memlane.ranking import memory_time
 from memlane.store.base import MemoryStore
 from memlane.textproc import detect_language
@@ -229,7 +229,7 @@ def _write(
     if plan.insights:
         ports.store.upsert(plan.insights)
     for old_id, new_id in plan.supersede:
-        ports.store.supersede(user_id, [old_id], new_id, now)
+        ports.store.supersede(user_id, [old_id], new_id, now, SupersedeReason.REFLECTION)
     for i in range(0, len(plan.observations), 500):
         ports.store.upsert(plan.observations[i : i + 500])
     result.written = [m.id for m in plan.insights]

@@ -17,7 +17,7 @@ import pytest
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.errors import LLMBadOutput, LLMUnavailable
-from memlane.models import Memory, MemoryKind, MemoryStatus
+from memlane.models import Memory, MemoryKind, MemoryStatus, SupersedeReason
 from memlane.services import Services
 from memlane.usage import UsageRecorder
 from pipelines.insights import TAG_REFLECTED, TAG_SUBJECT
@@ -188,6 +188,7 @@ def test_new_evidence_makes_a_new_version_and_keeps_the_old_as_history(any_rig: 
     new = next(m for m in jobs if m.status is MemoryStatus.ACTIVE)
     stored_old = next(m for m in jobs if m.id == old.id)
     assert stored_old.status is MemoryStatus.SUPERSEDED and stored_old.superseded_by == new.id
+    assert stored_old.reason is SupersedeReason.REFLECTION
     assert stored_old.content == old.content  # history kept, not overwritten
     assert new.metadata["evidence_count"] == 11 and "架构师" in new.content
     assert len(insights(rig, "u3", active_only=True)) == 3
