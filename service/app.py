@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from memlane import MemoryClient, Settings
 from memlane.redaction import Redactor
-from service import routes_health, routes_users
+from service import routes_health, routes_memories, routes_users
 from service.context import ServiceContext
 from service.errors import install_error_handlers
 from service.paths import EncodedSlashes
@@ -46,7 +46,7 @@ def create_app(settings: Settings, client: MemoryClient | None = None) -> FastAP
     app.state.ctx = ctx
     install_error_handlers(app, Redactor.from_settings(settings), settings.service.retry_after_s)
     app.include_router(routes_health.router)
-    for router in (routes_users.router,):
+    for router in (routes_users.router, routes_memories.router):
         app.include_router(router, responses=ERRORS)
 
     def openapi() -> dict[str, Any]:

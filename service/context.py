@@ -19,7 +19,6 @@ from memlane.redaction import Redactor
 from memlane.redis_conn import redis_password, redis_url
 from service.apikeys import AsyncAuthenticator, KeyStore
 from service.body import parse_object, read_bytes
-from service.errors import Forbidden
 from service.paths import user_segment
 from service.tenancy import Principal
 
@@ -95,13 +94,5 @@ async def caller(
     return await ctx.auth.authenticate(key)
 
 
-async def admin(who: Annotated[Principal, Depends(caller)]) -> Principal:
-    """Only an admin key may go on (403 for a tenant key)."""
-    if not who.admin:
-        raise Forbidden("this operation needs an admin key")
-    return who
-
-
 Ctx = Annotated[ServiceContext, Depends(context)]
 Caller = Annotated[Principal, Depends(caller)]
-Admin = Annotated[Principal, Depends(admin)]

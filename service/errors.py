@@ -7,11 +7,11 @@
     ApiError (this module)
     ├── BadRequest                     400  malformed JSON, bad encoding, not an object
     ├── Unauthorized                   401  missing, unknown or revoked API key
-    ├── Forbidden                      403  an admin-only operation with a tenant key
     ├── PayloadTooLarge                413  body over service.max_body_bytes
     └── RateLimited                    429  the key's token bucket is empty; Retry-After
-    Retryable (BufferUnavailable,      503  Redis, the store or the embedder is unreachable;
-      StoreUnavailable, LLM...)             Retry-After: service.retry_after_s
+    Retryable (BufferUnavailable,      503  Redis, the store or the embedder is unreachable,
+      StoreUnavailable, UserBusy, ...)      or a worker holds the user too long for an edit;
+                                            Retry-After: service.retry_after_s
     redis.RedisError (not wrapped)     503  the same, for a Redis call outside the buffer
     any other MemlaneError             500  type and message (secrets redacted)
 
@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memlane.errors import InvalidInput, MemlaneError, Retryable
+from memlane.errors import InvalidInput, MemlaneError, NotFound, Retryable
 from memlane.logging import get_logger
 from memlane.redaction import Redactor
 
@@ -61,12 +61,6 @@ class Unauthorized(ApiError):
         super().__init__(message, {"WWW-Authenticate": 'Bearer realm="memlane"'})
 
 
-class Forbidden(ApiError):
-    """The key is valid but may not do this (an admin-only operation)."""
-
-    status = 403
-
-
 class PayloadTooLarge(ApiError):
     """The body is larger than the configured limit."""
 
@@ -94,6 +88,8 @@ def error_response(exc: BaseException, redactor: Redactor, retry_after_s: int) -
     if isinstance(exc, InvalidInput):
         body = _body("InvalidInput", exc.reason, field=exc.field, detail=str(exc))
         return JSONResponse(body, 422)
+    if isinstance(exc, NotFound):
+        return JSONResponse(_body("NotFound", exc.args[0], field=exc.field), 404)
     if isinstance(exc, ApiError):
         return JSONResponse(_body(type(exc).__name__, exc.message), exc.status, exc.headers)
     if isinstance(exc, Retryable | redis.RedisError):

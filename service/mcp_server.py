@@ -24,7 +24,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from memlane import MemoryClient, Settings
-from memlane.errors import InvalidInput, MemlaneError, Retryable
+from memlane.errors import InvalidInput, MemlaneError, NotFound, Retryable
 from service.apikeys import KeyStore
 from service.errors import ApiError
 from service.tenancy import Principal
@@ -72,6 +72,8 @@ class McpScope:
             return await anyio.to_thread.run_sync(lambda: fn(*self.resolve(ctx.headers)))
         except InvalidInput as e:
             raise ToolError(f"invalid {e.field}: {e.reason}") from e
+        except NotFound as e:
+            raise ToolError(f"{e}; list_memories shows this user's memory ids") from e
         except Retryable as e:
             raise ToolError("memory is temporarily unavailable; try again in a few seconds") from e
         except ApiError as e:
@@ -82,10 +84,11 @@ class McpScope:
 
 def build_mcp(scope: McpScope) -> MCPServer:
     """The MCP server with memlane's tools (see :mod:`service.mcp_tools`)."""
-    from service.mcp_tools import register_tools
+    from service.mcp_tools import register_memory_tools, register_tools
 
     server = MCPServer(name="memlane", instructions=INSTRUCTIONS, version="1.0.0")
     register_tools(server, scope)
+    register_memory_tools(server, scope)
     return server
 
 

@@ -92,3 +92,41 @@ def register_tools(server: MCPServer, scope: McpScope) -> None:
             }
 
         return await scope.run(ctx, call)
+
+
+def register_memory_tools(server: MCPServer, scope: McpScope) -> None:
+    """Add list_memories and forget_memory (the memory API) to ``server``."""
+
+    @server.tool(description=LIST_MEMORIES)
+    async def list_memories(
+        ctx: Context,
+        kinds: list[str] | None = None,
+        status: str = "active",
+        since: str | None = None,
+        until: str | None = None,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        def call(_who: Principal, uid: str) -> dict[str, Any]:
+            page = scope.client.list_memories(uid, kinds, status, since, until, cursor, limit)
+            return {
+                "memories": [
+                    {
+                        "id": m.id,
+                        "line": format_context([m], m.language or "en", scope.settings.tz)[0],
+                        "kind": m.kind.value,
+                        "status": m.status.value,
+                    }
+                    for m in page.memories
+                ],
+                "cursor": page.cursor,
+            }
+
+        return await scope.run(ctx, call)
+
+    @server.tool(description=FORGET_MEMORY)
+    async def forget_memory(memory_id: str, ctx: Context, hard: bool = False) -> dict[str, Any]:
+        def call(_who: Principal, uid: str) -> dict[str, Any]:
+            return {"deleted": scope.client.delete_memory(uid, memory_id, hard)}
+
+        return await scope.run(ctx, call)

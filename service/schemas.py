@@ -78,6 +78,9 @@ class MemoryOut(BaseModel):
     status: str = "active"
     superseded_by: str | None = None
     valid_to: str | None = None
+    reason: str | None = Field(None, description="why it stopped being active: edited, ...")
+    valid_from: str | None = None
+    merges: list[dict[str, Any]] = Field([], description="provenance absorbed from duplicates")
     source_turn_ids: list[str] = []
     session_id: str | None = None
     batch_id: str | None = None
@@ -171,3 +174,74 @@ class Health(BaseModel):
 
     status: str
     checks: dict[str, str] = {}
+
+
+class MemoryPageOut(BaseModel):
+    """One page of memories, newest first; pass ``cursor`` back for the next (null: done)."""
+
+    memories: list[MemoryOut]
+    cursor: str | None
+
+
+class UpdateMemoryRequest(_Doc):
+    """Body of ``PATCH /v1/users/{user}/memories/{id}``: what changes (null keeps it)."""
+
+    content: str | None = None
+    metadata: dict[str, str | int | float | bool | None] | None = Field(
+        None, description="replaces the old metadata"
+    )
+    event_time: str | None = Field(None, description="ISO-8601")
+
+
+class DeleteMemoryResponse(BaseModel):
+    """How many memories changed (0: it was already deleted)."""
+
+    deleted: int
+
+
+class VersionOut(BaseModel):
+    """One version of a memory."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: str
+    content: str
+    status: str
+    reason: str | None
+    valid_from: str | None
+    valid_to: str | None
+    superseded_by: str | None
+    supersedes: list[str]
+    source_turn_ids: list[str]
+    batch_id: str | None
+    merges: list[dict[str, Any]]
+
+
+class HistoryOut(BaseModel):
+    """Every version linked to the memory, oldest first."""
+
+    versions: list[VersionOut]
+
+
+class ImportResponse(BaseModel):
+    """How many memories were imported."""
+
+    imported: int
+
+
+class UserOut(BaseModel):
+    """What an operator (or a tenant, of its own users) sees of one user."""
+
+    user_id: str
+    memories: int = Field(description="active memories")
+    stored: int = Field(description="every stored version")
+    pending: int = Field(description="turns waiting for consolidation")
+    last_activity: str | None
+
+
+class UserPageOut(BaseModel):
+    """One page of users in id order; pass ``cursor`` back for the next."""
+
+    users: list[UserOut]
+    cursor: str | None

@@ -15,7 +15,9 @@ USER_FIELDS = ("user_id",)
 
 
 def plain(value: Any) -> Any:
-    """Datetimes as ISO-8601, enums as their values, containers recursively."""
+    """Datetimes as ISO-8601, enums as their values, dataclasses and containers recursively."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Enum):
@@ -37,6 +39,13 @@ def memory_json(memory: Memory, who: Principal, embedding: bool = False) -> dict
     for name in USER_FIELDS:
         if isinstance(out.get(name), str):
             out[name] = who.outside(out[name])
+    return out
+
+
+def user_json(user: Any, who: Principal) -> dict[str, Any]:
+    """One ``UserSummary`` with the user id as the caller knows it."""
+    out: dict[str, Any] = plain(user)
+    out["user_id"] = who.outside(out["user_id"])
     return out
 
 

@@ -1,7 +1,8 @@
 """The HTTP service against a real uvicorn server, real Redis and a real SQLite store.
 
 One ``memlane serve`` subprocess per module; each test uses users and keys of its own.
-Every 4xx path is here: 400, 401, 403, 404, 413, 422, 429; the 503 paths are in
+Every 4xx path is here: 400, 401, 404, 413, 422, 429 (404 for memories in
+``test_http_memories.py``); the 503 paths are in
 ``tests/fault/test_http_outage.py``.
 """
 
@@ -195,7 +196,7 @@ def test_malformed_bodies_get_400_and_write_nothing(
     assert local.pending(f"@{tenant}/gina") == 0
 
 
-# -- 401 / 403 --------------------------------------------------------------------------------
+# -- 401 --------------------------------------------------------------------------------------
 
 
 def test_missing_unknown_and_revoked_keys_get_401(

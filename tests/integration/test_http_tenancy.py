@@ -1,13 +1,17 @@
 """Tenants over HTTP: two tenants' ``alice`` never meet, and no key reaches another tenant's data.
 
-A real ``memlane serve`` on real Redis and SQLite. Tenant ``b`` owns data under a set of user ids
-chosen to collide with tenant ``a``'s view of the world (``alice``, ``@b/alice``, ``a/../b``);
-a hypothesis property then drives every endpoint with tenant ``a``'s key and arbitrary user ids
-and checks that no response mentions ``b``'s data and that ``b``'s data is untouched.
+A real ``memlane serve`` on real Redis, with SQLite and then Elasticsearch. Tenant ``b`` owns
+data under user ids chosen to collide with tenant ``a``'s view of the world (``alice``,
+``@b/alice``, ``a/../b``), and memory ids ``a`` may name. A hypothesis property drives every
+endpoint with ``a``'s key, arbitrary user ids and ``b``'s memory ids (and ``b``'s own export,
+ids and all, as an import), and checks that no response mentions ``b``'s data and that ``b``'s
+turns and memories are untouched.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,41 +23,69 @@ from hypothesis import strategies as st
 
 from memlane import MemoryClient, load_settings
 from tests.support.api_proc import ApiServer, create_key
-from tests.support.services import RedisService
+from tests.support.services import RedisService, delete_indices
 
 pytestmark = [pytest.mark.redis]
 B_USERS = ["alice", "bob", "@b/alice", "@a/alice", "a/../b", "Ünï/çødé"]
 SECRET = "zebrafish-of-b"  # appears in every piece of b's data, nowhere else
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
 def world(
-    tmp_path_factory: pytest.TempPathFactory, redis_service: RedisService
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_service: RedisService,
 ) -> Iterator[dict[str, Any]]:
-    """A server; keys of tenants a and b and an admin key; b's turns and memories in place."""
+    """A server on each backend; keys of tenants a and b and an admin key; b's turns and
+    memories in place."""
     tmp = tmp_path_factory.mktemp("tenancy")
+    store: dict[str, Any] = {"backend": request.param, "es_refresh_interval": "50ms"}
+    index = f"memlane-test-{uuid.uuid4().hex[:12]}"
+    if request.param == "elasticsearch":
+        store.update(es_url=request.getfixturevalue("es_service").url, es_index=index)
     settings = load_settings(
         environ={},
         data_dir=str(tmp / "data"),
         timezone="Asia/Shanghai",
         redis={"url": redis_service.url, "key_prefix": f"t{uuid.uuid4().hex[:12]}"},
+        store=store,
     )
     keys = {t: create_key(settings, t, rate=10_000, burst=10_000) for t in ("a", "b")}
     keys["admin"] = create_key(settings, None, rate=10_000, burst=10_000)
+    b_ids: list[str] = []
     with ApiServer(settings, tmp / "serve.log") as server, server.client(keys["b"]) as b:
         for user in B_USERS:
             path = f"/v1/users/{quote(user, safe='')}"
             turns = [{"role": "user", "content": f"{SECRET} turn of {user}"}]
             assert b.post(f"{path}/turns", json={"turns": turns}).status_code == 202
             mems = [{"content": f"{SECRET} memory of {user}"}]
-            assert b.post(f"{path}/memories", json={"memories": mems}).status_code == 201
+            r = b.post(f"{path}/memories", json={"memories": mems})
+            assert r.status_code == 201
+            b_ids += r.json()["ids"]
+        # b's own export: the lines a would send if it got hold of them (same memory ids).
+        stolen = b.get(f"/v1/users/{quote(B_USERS[0], safe='')}/export").content
+        stolen = stolen.replace(SECRET.encode(), b"overwritten by a")
         with MemoryClient(settings) as local:
-            yield {"server": server, "keys": keys, "settings": settings, "local": local}
+            yield {
+                "server": server,
+                "keys": keys,
+                "settings": settings,
+                "local": local,
+                "b_ids": b_ids,
+                "stolen_export": stolen,
+            }
+    if request.param == "elasticsearch":
+        delete_indices(store["es_url"], index)
 
 
-def b_state(local: MemoryClient) -> dict[str, tuple[int, int]]:
-    """Per b user: (buffered turns, stored memories), read behind the API."""
-    return {u: (local.pending(f"@b/{u}"), local.services.store.count(f"@b/{u}")) for u in B_USERS}
+def b_state(local: MemoryClient) -> dict[str, Any]:
+    """Per b user: buffered turns, and every stored memory with its status and content."""
+    state: dict[str, Any] = {}
+    for u in B_USERS:
+        page = local.list_memories(f"@b/{u}", status="all", limit=500)
+        mems = sorted((m.id, m.status.value, m.content) for m in page.memories)
+        state[u] = (local.pending(f"@b/{u}"), mems)
+    return state
 
 
 def test_two_tenants_each_have_their_own_alice(world: dict[str, Any]) -> None:
@@ -87,33 +119,51 @@ USER_IDS = st.one_of(
 )
 
 
-def _ops(user: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+Op = tuple[str, str, dict[str, Any] | None, bytes | None]
+
+
+def _ops(user: str, mid: str, world: dict[str, Any]) -> list[Op]:
+    """Every endpoint, with tenant a naming ``user`` and (where it takes one) b's memory ``mid``."""
     path = f"/v1/users/{quote(user, safe='')}"
+    mem = f"{path}/memories/{quote(mid, safe='')}"
+    forged = base64.urlsafe_b64encode(json.dumps({"after": "@b/"}).encode()).decode()
     return [
-        ("POST", f"{path}/turns", {"turns": [{"role": "user", "content": "a's words"}]}),
-        ("POST", f"{path}/search", {"query": f"{SECRET} {user}", "include_pending": True}),
-        ("GET", f"{path}/pending", None),
-        ("POST", f"{path}/flush", {"wait": False}),
-        ("DELETE", path, None),
-        ("POST", f"{path}/memories", {"memories": [{"content": "a's memory"}]}),
+        ("POST", f"{path}/turns", {"turns": [{"role": "user", "content": "a's words"}]}, None),
+        ("POST", f"{path}/search", {"query": f"{SECRET} {user}", "include_pending": True}, None),
+        ("GET", f"{path}/pending", None, None),
+        ("POST", f"{path}/flush", {"wait": False}, None),
+        ("DELETE", path, None, None),
+        ("POST", f"{path}/memories", {"memories": [{"content": "a's memory"}]}, None),
+        ("GET", f"{path}/memories?status=all", None, None),
+        ("GET", mem, None, None),
+        ("PATCH", mem, {"content": "edited by a"}, None),
+        ("DELETE", mem, None, None),
+        ("DELETE", f"{mem}?hard=true", None, None),
+        ("GET", f"{mem}/history", None, None),
+        ("GET", f"{path}/export", None, None),
+        ("POST", f"{path}/import", None, world["stolen_export"]),
+        ("GET", "/v1/users?limit=1000", None, None),
+        ("GET", f"/v1/users?cursor={forged}", None, None),
     ]
 
 
-OP_INDEX = st.integers(min_value=0, max_value=len(_ops("x")) - 1)
+OP_COUNT = 16
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(user=USER_IDS, op=OP_INDEX)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(user=USER_IDS, op=st.integers(0, OP_COUNT - 1), pick=st.integers(0, 99))
 def test_no_key_reaches_another_tenant_s_data_through_any_endpoint(
-    world: dict[str, Any], user: str, op: int
+    world: dict[str, Any], user: str, op: int, pick: int
 ) -> None:
-    """Whatever user id tenant a names on whatever endpoint, no response carries b's data and
-    b's buffered turns and memories are unchanged."""
+    """Whatever user id and memory id tenant a names on whatever endpoint, no response carries
+    b's data, and b's buffered turns and memories (ids, statuses, contents) are unchanged."""
     server: ApiServer = world["server"]
     before = b_state(world["local"])
-    method, path, body = _ops(user)[op]
+    ops = _ops(user, world["b_ids"][pick % len(world["b_ids"])], world)
+    assert len(ops) == OP_COUNT
+    method, path, body, raw = ops[op]
     with server.client(world["keys"]["a"]) as a:
-        r = a.request(method, path, json=body) if body is not None else a.request(method, path)
+        r = a.request(method, path, json=body) if raw is None else a.post(path, content=raw)
     assert r.status_code in {200, 201, 202, 404, 422}, r.text
     assert SECRET not in r.text
     assert b_state(world["local"]) == before

@@ -64,7 +64,8 @@ def test_the_tools_are_listed_with_descriptions_an_agent_can_act_on(
         return (await session.list_tools()).tools
 
     tools = {t.name: t for t in run_session(make_settings(), "alice", body)}
-    assert {"remember", "recall"} <= set(tools)
+    assert set(tools) == {"remember", "recall", "list_memories", "forget_memory"}
+    assert "id" in (tools["forget_memory"].description or "")
     assert "yesterday" in (tools["recall"].description or "")
     assert "query" in tools["recall"].input_schema["properties"]
     assert "content" in tools["remember"].input_schema["properties"]
@@ -114,6 +115,32 @@ def test_recall_understands_time_expressions_relative_to_now(
     found = run_session(settings, "bob", body)
     assert found["memories"][0]["line"].startswith("[2024-10-25")
     assert "hiking" in found["memories"][0]["line"]
+
+
+def test_list_memories_then_forget_one(make_settings: Callable[..., Settings]) -> None:
+    """list_memories shows the tenant user's memories with ids; forget_memory deletes one (soft:
+    it is then listed only with status deleted); an unknown id is a tool error saying so."""
+    settings = make_settings()
+    key = create_key(settings, "acme")
+    with MemoryClient(settings) as local:
+        ids = local.import_memories(
+            "@acme/erin", [{"content": "Erin likes tea"}, {"content": "Erin has a dog"}]
+        )
+
+    async def body(session: ClientSession) -> Any:
+        listed = structured(await session.call_tool("list_memories", {}))
+        gone = structured(await session.call_tool("forget_memory", {"memory_id": ids[0]}))
+        after = structured(await session.call_tool("list_memories", {}))
+        deleted = structured(await session.call_tool("list_memories", {"status": "deleted"}))
+        missing = await session.call_tool("forget_memory", {"memory_id": "m-nope"})
+        return listed, gone, after, deleted, missing
+
+    listed, gone, after, deleted, missing = run_session(settings, "erin", body, key)
+    assert sorted(m["id"] for m in listed["memories"]) == sorted(ids)
+    assert gone == {"deleted": 1}
+    assert [m["id"] for m in after["memories"]] == [ids[1]]
+    assert [(m["id"], m["status"]) for m in deleted["memories"]] == [(ids[0], "deleted")]
+    assert missing.is_error and "list_memories" in missing.content[0].text
 
 
 def test_bad_arguments_come_back_as_tool_errors_naming_the_field(
