@@ -132,8 +132,8 @@ def proxy(es_url: str) -> Iterator[TcpProxy]:
 def test_store_cut_gives_503_on_reads_while_pushes_still_succeed(
     make_settings: Callable[..., Settings], es_index: str, proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    """Search and readyz answer 503 while Elasticsearch is cut; a push needs only Redis (202);
-    once the store is back, search answers again."""
+    """Search, the memory list, export and readyz answer 503 while Elasticsearch is cut; a push
+    needs only Redis (202); once the store is back, search answers again."""
     store = {"backend": "elasticsearch", "es_url": proxy.url, "es_index": es_index}
     settings = make_settings(store={**store, "es_timeout_s": 2})
     key = create_key(settings, "acme")
@@ -148,6 +148,11 @@ def test_store_cut_gives_503_on_reads_while_pushes_still_succeed(
         proxy.cut()
         search = lambda: http.post("/v1/users/u2/search", json={"query": "bees"})  # noqa: E731
         assert_unavailable(*timed(search), "StoreUnavailable")
+        for call in (
+            lambda: http.get("/v1/users/u2/memories"),
+            lambda: http.get("/v1/users/u2/export"),  # 503 before the stream starts
+        ):
+            assert_unavailable(*timed(call), "StoreUnavailable")
         ready, elapsed = timed(lambda: http.get("/readyz"))
         assert ready.status_code == 503 and elapsed < BOUND_S, ready.text
         assert ready.json()["checks"] == {**ready.json()["checks"], "redis": "ok"}
