@@ -60,6 +60,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # The same OpenMP policy as `memlane serve`, so in-process and HTTP search embed alike.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.quick:
         args.pushes, args.searches, args.batched_turns, args.memories = 400, 60, 4000, 300
     started = time.monotonic()
@@ -73,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["loadavg_at_start"] = load_at_start
     results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     params = {k: getattr(args, k) for k in ("pushes", "searches", "batch", "batched_turns")}
+    params["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
     common.write_result(
         NAME, {**params, "memories": args.memories, "clients": levels}, results, started
     )

@@ -8,6 +8,9 @@ Every 4xx path is here: 400, 401, 404, 413, 422, 429 (404 for memories in
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +23,10 @@ import redis
 from memlane import MemoryClient, Settings, load_settings
 from memlane.errors import InvalidInput
 from service.apikeys import KeyStore
+from service.specs import DOC_PATH
 from tests.support.api_proc import ApiServer, create_key
 from tests.support.services import RedisService
+from tests.support.worker_proc import ROOT, child_env
 
 pytestmark = [pytest.mark.redis]
 MAX_BODY = 64 * 1024
@@ -368,3 +373,39 @@ def test_keys_are_stored_only_as_their_sha256(api_settings: Settings, tenant: st
             assert secret not in name
     finally:
         client.close()
+
+
+def test_keys_cli_creates_lists_and_revokes(
+    server: ApiServer, api_settings: Settings, tenant: str
+) -> None:
+    """`memlane keys create` prints a working key once; `list` shows its id and tenant but
+    never the key; after `revoke` the key gets 401."""
+    env = child_env(api_settings)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "worker.cli", "keys", *args]
+        return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    created = cli("create", "--tenant", tenant, "--label", "cli test")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    key_id = key.split("_")[1]
+    assert "shown once" in created.stderr and key not in created.stderr
+    with server.client(key) as c:
+        assert c.get("/v1/users/zoe/pending").status_code == 200
+        listed = [json.loads(line) for line in cli("list").stdout.splitlines()]
+        mine = [k for k in listed if k["id"] == key_id]
+        assert mine and mine[0]["tenant"] == tenant and mine[0]["label"] == "cli test"
+        assert key.split("_", 2)[2] not in cli("list").stdout
+        assert cli("revoke", key_id).returncode == 0
+        assert error(c.get("/v1/users/zoe/pending"), 401)
+    assert cli("revoke", key_id).returncode == 1
+
+
+def test_the_served_openapi_is_the_committed_one(server: ApiServer) -> None:
+    """/openapi.json (no key needed) equals docs/openapi.json, and /docs serves the UI page."""
+    with server.client(None) as anon:
+        served = anon.get("/openapi.json").json()
+        page = anon.get("/docs")
+    assert served == json.loads(DOC_PATH.read_text(encoding="utf-8"))
+    assert page.status_code == 200 and "swagger" in page.text.lower()
