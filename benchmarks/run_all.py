@@ -11,7 +11,8 @@ with the sweep ~6 min (its last full run: 354 s); recall_modes (6 conversations,
 ~0.6 min with the vector cache of an earlier run, ~1.5 min without; store_bench (1k, 10k, 100k
 on both backends) ~4.5 min (last full run: 269 s); retrieval_bench (100k, 500 queries, both
 backends, store reused) ~2.5 min (1,000 queries took 272 s); ingest_bench (1, 2 and 4 worker
-processes, 1,000 turns each) ~2 min; the cost sweep (batch 5, 10, 20, 40 on 1 conversation,
+processes, 1,000 turns each) ~2 min; api_bench (HTTP vs in-process at 1, 8, 32 clients)
+~3 min; the cost sweep (batch 5, 10, 20, 40 on 1 conversation,
 first 8 sessions) ~1.5-2 min; report a few seconds. Total ~18-19 minutes; ``--quick`` takes
 about 5.
 
@@ -56,7 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default=None,
-        help="comma list of benchmarks to run (recall,modes,store,retrieval,ingest,cost)",
+        help="comma list of benchmarks to run (recall,modes,store,retrieval,ingest,api,cost)",
     )
     p.add_argument(
         "--with-full-cost",
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = (
         set(args.only.split(","))
         if args.only
-        else {"recall", "modes", "store", "retrieval", "ingest", "cost"}
+        else {"recall", "modes", "store", "retrieval", "ingest", "api", "cost"}
     )
     if only & {"recall", "modes", "cost"}:  # fail in one line now, not after an hour of runs
         require_data(args.data, LOCOMO_FILE, MADIAL_DIALOGUE_FILE, MADIAL_MEMORY_FILE)
@@ -152,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failures.append("retrieval")
         if "ingest" in only and not run(["benchmarks.ingest_bench", *quick]):
             failures.append("ingest")
+        if "api" in only and not run(["benchmarks.api_bench", *quick]):
+            failures.append("api")
         if "cost" in only:
             sessions = "4" if args.quick else "8"
             cmd = [

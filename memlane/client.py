@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,17 +14,33 @@ from memlane.config import Settings, load_settings
 from memlane.errors import StoreUnavailable
 from memlane.importer import import_memories
 from memlane.logging import get_logger
-from memlane.models import MemoryKind
+from memlane.memories import edits
+from memlane.memories.export import export_lines, import_lines
+from memlane.memories.params import (
+    MAX_USERS_LIMIT,
+    validate_edit,
+    validate_hard,
+    validate_limit,
+    validate_list,
+    validate_memory_id,
+)
+from memlane.memories.users import list_users
+from memlane.models import Memory, MemoryKind, MemoryPage, MemoryVersion, UserPage
 from memlane.retrieval.ranking import RetrievedMemory
 from memlane.retrieval.search import retrieve
 from memlane.services import Services
-from memlane.validation import validate_retrieve, validate_turns, validate_user_id
+from memlane.validation import (
+    validate_flag,
+    validate_retrieve,
+    validate_turns,
+    validate_user_id,
+)
 
 log = get_logger(__name__)
 
 
 class MemoryClient:
-    """Push turns, retrieve memories, and forget users.
+    """Push turns, retrieve memories, see, edit, delete and export them, and forget users.
 
     ``add_turns`` only validates and writes to Redis (one atomic script), so it returns in about
     a millisecond; consolidation happens in the workers.
@@ -177,6 +193,105 @@ class MemoryClient:
         importing the same file twice changes nothing. Returns the memory ids.
         """
         return import_memories(self.services, user_id, memories, now)
+
+    # -- the memory API: see memlane/memories/ -------
+
+    def list_memories(
+        self,
+        user_id: str,
+        kinds: Sequence[MemoryKind | str] | MemoryKind | str | None = None,
+        status: str = "active",
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> MemoryPage:
+        """One page of the user's memories, newest first (by ``recorded_at``, then id).
+
+        ``status`` is active, superseded, deleted or all; ``since``/``until`` select
+        ``recorded_at`` in ``[since, until)`` (naive times take the configured timezone);
+        ``limit`` 1..500. Pass the page's ``cursor`` back, with the same filters, for the
+        next page (None: no more). Raises :class:`~memlane.errors.InvalidInput` naming the
+        bad parameter.
+        """
+        uid = self._uid(user_id)
+        p = validate_list(kinds, status, since, until, cursor, limit, self.settings.tz)
+        return edits.list_memories(self.services.store, uid, p)
+
+    def get_memory(self, user_id: str, memory_id: str) -> Memory:
+        """The user's memory with this id, whatever its status (embedding included).
+
+        Raises :class:`~memlane.errors.NotFound` if the user has no such memory; another
+        user's memory raises exactly the same.
+        """
+        uid = self._uid(user_id)
+        return edits.get_memory(self.services.store, uid, validate_memory_id(memory_id))
+
+    def update_memory(
+        self,
+        user_id: str,
+        memory_id: str,
+        content: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        event_time: datetime | str | None = None,
+    ) -> Memory:
+        """Edit an active memory: write a new version (new id, re-embedded) and supersede the
+        old one with reason ``edited``. Returns the new version.
+
+        None keeps a value; ``metadata`` replaces the old metadata. Raises
+        :class:`~memlane.errors.NotFound` for a missing memory,
+        :class:`~memlane.errors.InvalidInput` (``memory_id``) for one that is not active, and
+        :class:`~memlane.errors.UserBusy` if a worker keeps the user busy past
+        ``memlane.memories.edits.LEASE_WAIT_S`` (retry).
+        """
+        uid = self._uid(user_id)
+        mem_id = validate_memory_id(memory_id)
+        edit = validate_edit(content, metadata, event_time, self.settings.limits, self.settings.tz)
+        return edits.update_memory(self.services, uid, mem_id, edit, edits.LEASE_WAIT_S)
+
+    def delete_memory(self, user_id: str, memory_id: str, hard: bool = False) -> int:
+        """Delete one memory. Returns how many memories changed.
+
+        Soft by default: the version gets status ``deleted``, is never retrieved and stays in
+        its history (deleting it again changes nothing: 0). ``hard=True`` removes every
+        version of its chain from the store. Raises :class:`~memlane.errors.NotFound` for a
+        missing memory, :class:`~memlane.errors.UserBusy` as ``update_memory`` does.
+        """
+        uid = self._uid(user_id)
+        mem_id = validate_memory_id(memory_id)
+        strong = validate_hard(hard)
+        return edits.delete_memory(self.services, uid, mem_id, strong, edits.LEASE_WAIT_S)
+
+    def memory_history(self, user_id: str, memory_id: str) -> list[MemoryVersion]:
+        """Every version linked to this memory (predecessors, successors and merged
+        duplicates), oldest first, each with its status, reason, validity and provenance."""
+        uid = self._uid(user_id)
+        return edits.memory_history(self.services.store, uid, validate_memory_id(memory_id))
+
+    def export_user(self, user_id: str, include_embeddings: bool = False) -> Iterator[str]:
+        """The user's memories as JSON lines (``docs/export-format.md``), each ending in a
+        newline: a header first, then every memory with every field and link.
+
+        Parameters are checked now; the lines are read from one store snapshot as they are
+        consumed, so memory stays flat at any size.
+        """
+        uid = self._uid(user_id)
+        embeddings = bool(validate_flag(include_embeddings, "include_embeddings"))
+        return export_lines(self.services, uid, embeddings)
+
+    def import_user(self, user_id: str, lines: Iterable[str]) -> int:
+        """Import an export (any user's) as ``user_id``'s memories; returns how many.
+
+        Every line is validated before anything is written (``InvalidInput`` names
+        ``lines[i].field``); ids and every field are kept, so importing twice changes
+        nothing. Memories exported without embeddings are embedded.
+        """
+        return import_lines(self.services, self._uid(user_id), lines)
+
+    def list_users(self, cursor: str | None = None, limit: int = 100) -> UserPage:
+        """For operators: one page of users (id order) with their active and stored memory
+        counts, pending turns and last push; ``limit`` 1..1000, follow ``cursor``."""
+        return list_users(self.services, cursor, validate_limit(limit, MAX_USERS_LIMIT))
 
     def close(self) -> None:
         """Close connections."""

@@ -33,6 +33,7 @@ from memlane.config_sections import (
     RerankSettings,
     RetrievalSettings,
     Section,
+    ServiceSettings,
     StoreSettings,
     WorkerSettings,
 )
@@ -40,8 +41,9 @@ from memlane.errors import ConfigError
 
 ENV_PREFIX = "MEMLANE_"
 ENV_CONFIG_FILE = "MEMLANE_CONFIG"
-# Variables for the test harness and the config-file pointer, not settings.
-ENV_IGNORED_PREFIXES = (ENV_CONFIG_FILE, "MEMLANE_TEST_")
+# Variables for the test harness, the config-file pointer, and what an HTTP/MCP client of the
+# service is given (the service's URL and the caller's API key): not settings.
+ENV_IGNORED_PREFIXES = (ENV_CONFIG_FILE, "MEMLANE_TEST_", "MEMLANE_API_KEY", "MEMLANE_URL")
 SECRET_FIELDS = frozenset({"api_key", "password"})
 FALLBACK_TIMEZONE = "UTC"
 
@@ -93,6 +95,7 @@ class Settings(Section):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     worker: WorkerSettings = WorkerSettings()
     limits: LimitSettings = LimitSettings()
+    service: ServiceSettings = ServiceSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("timezone", mode="before")

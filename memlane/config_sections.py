@@ -211,6 +211,25 @@ class LimitSettings(Section):
         )
 
 
+class ServiceSettings(Section):
+    """The HTTP service (``memlane serve``) and its per-key rate limit."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    # A request body over this many bytes gets 413 before it is parsed. 4 MiB holds hundreds of
+    # chat turns; a push of max_turns_per_call maximum-size turns needs more, so raise both.
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # The body of POST .../import (JSONL from export) may be larger than any other.
+    max_import_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    # Default token bucket of a key (a key may carry its own): requests per second, burst.
+    rate_per_s: float = Field(100.0, gt=0)
+    rate_burst: int = Field(200, ge=1)
+    # Retry-After (seconds) sent with 503 when Redis or the store is unavailable.
+    retry_after_s: int = Field(5, ge=1, le=3600)
+    # /readyz gives up on Redis or the store after this long.
+    ready_timeout_s: float = Field(2.0, gt=0, le=60)
+
+
 class LogSettings(Section):
     """structlog output."""
 

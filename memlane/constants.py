@@ -33,6 +33,9 @@ KEY_NIGHT_WAVE = "{p}:schedlock:{j}:{n}:wave:{o}"  # the wave at offset o was ha
 KEY_EARLY_REFLECTION = "{p}:schedlock:reflect-early:{u}"  # an early reflection is on its way
 KEY_TASK_STATUS = "{p}:taskstatus:{t}"  # JSON: how lifecycle task t ended (memlane reflect --wait)
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
+# HTTP service (service/apikeys.py): keys are stored only as the sha256 of the key.
+KEY_API_KEY = "{p}:apikey:{h}"  # hash per key (by sha256): id, tenant, limits, token bucket
+KEY_API_KEYS = "{p}:apikeys"  # hash: key id -> JSON description (tenant, label, sha256)
 
 # Forgetting. A tombstone outlives any plausible pause of a worker that held the user's lease
 # before the forget (it names the user id, nothing else). Writes in flight at the forget are

@@ -6,6 +6,7 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
     ├── ConfigError            bad settings file or environment override
     │   └── LLMNotConfigured   a step needs a chat model and none is configured (raw mode)
     ├── InvalidInput           bad caller input; ``.field`` names the offending field
+    ├── NotFound               no such memory for this user (another user's looks the same)
     ├── StoreError             the memory store refused or failed an operation
     ├── RedisError_            Redis (buffer, leases, markers, counters) failed an operation
     ├── LLMError               a model endpoint (chat, embeddings, rerank) failed
@@ -15,11 +16,17 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
     ├── LeaseLost              another worker holds (or took over) a user's lease
     │   └── UserForgotten      the user was forgotten after the lease was granted
     ├── ServiceError           an embedded service could not be started or reached
+    ├── RequestRefused         the HTTP/MCP service refused a request before memlane saw it
+    │   ├── BadRequest         the body is not UTF-8 JSON, or not a JSON object
+    │   ├── Unauthorized       no API key, or an unknown or revoked one
+    │   ├── PayloadTooLarge    the body is over the configured size
+    │   └── RateLimited        the key's token bucket is empty (``.retry_after`` seconds)
     └── Retryable              marker base: a transient fault; retry with backoff
         ├── StoreUnavailable   (also StoreError) the store is unreachable
         ├── RedisUnavailable   (also RedisError_) Redis is unreachable
         ├── LLMUnavailable     (also LLMError) timeout, connection error or 5xx
-        └── LLMRateLimited
+        ├── LLMRateLimited
+        └── UserBusy           a worker kept the user's lease past an edit's wait
 
 Callers that only care whether to retry test ``isinstance(err, Retryable)``.
 
@@ -54,6 +61,15 @@ class InvalidInput(MemlaneError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+
+
+class NotFound(MemlaneError, LookupError):
+    """No such memory for this user. A memory of another user raises exactly the same."""
+
+    def __init__(self, field: str, ident: str) -> None:
+        super().__init__(f"{field}: no memory {ident!r} for this user")
+        self.field = field
+        self.ident = ident
 
 
 class Retryable(MemlaneError):
@@ -111,3 +127,38 @@ class UserForgotten(LeaseLost):
 
 class ServiceError(MemlaneError):
     """An embedded service (Redis, the worker tree) could not be started or reached."""
+
+
+class RequestRefused(MemlaneError):
+    """The service (HTTP or MCP) refused a request before it reached memlane's API.
+
+    ``service/errors.py`` gives each subclass its HTTP status; the MCP server its tool error.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(RequestRefused):
+    """The body is not UTF-8 JSON, or not a JSON object."""
+
+
+class Unauthorized(RequestRefused):
+    """No API key, or a key that is unknown or revoked."""
+
+
+class PayloadTooLarge(RequestRefused):
+    """The body is larger than the configured limit."""
+
+
+class RateLimited(RequestRefused):
+    """The key's token bucket is empty; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limit of this API key reached; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class UserBusy(Retryable):
+    """A worker held the user's lease for longer than an edit or delete may wait; retry."""

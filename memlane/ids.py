@@ -56,3 +56,12 @@ def insight_id(user_id: str, subject: str, version_key: str) -> str:
 def custom_memory_id(user_id: str, content: str, external_id: str | None = None) -> str:
     """Memories added directly; an external id wins over the content."""
     return "c-" + _digest(user_id, external_id or normalise_text(content))
+
+
+def edited_memory_id(
+    user_id: str, memory_id: str, content: str, metadata_json: str, event_time: datetime | None
+) -> str:
+    """The new version an edit writes: from the edited id and the new values, so a retried
+    edit writes the same version again instead of a second one."""
+    when = event_time.astimezone(UTC).isoformat() if event_time else ""
+    return "e-" + _digest(user_id, memory_id, content, metadata_json, when)

@@ -253,10 +253,12 @@ def validate_memory(memory: object, dims: int, limits: LimitSettings, field: str
         raise InvalidInput(f"{field}.importance", "must be between 0 and 1")
     if memory.recorded_at.tzinfo is None:
         raise InvalidInput(f"{field}.recorded_at", "must be timezone-aware")
-    for name in ("event_time", "created_at", "updated_at", "valid_to"):
+    for name in ("event_time", "created_at", "updated_at", "valid_to", "valid_from"):
         value = getattr(memory, name)
         if value is not None and value.tzinfo is None:
             raise InvalidInput(f"{field}.{name}", "must be timezone-aware")
+    if any(r.merged_at.tzinfo is None for r in memory.merges):
+        raise InvalidInput(f"{field}.merges", "merged_at must be timezone-aware")
     validate_metadata(memory.metadata, store_limits, f"{field}.metadata", int64=False)
 
 

@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memlane.models import Memory, memory_time
+from memlane.models import Memory, MergeRecord, SupersedeReason, memory_time
 from memlane.store.base import MemoryStore
 from pipelines.pairs import Relation
+
+MAX_MERGES = 100  # merge records kept per memory (the newest); turn ids are all kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class Merge:
     existing_id: str
     source_turn_ids: tuple[str, ...]
     importance: float = 0.0
+    batch_id: str | None = None  # the batch whose duplicate observation is folded in
 
 
 @dataclass
@@ -64,12 +67,23 @@ class ExtractionPlan:
 
 
 def merged(memory: Memory, merge: Merge, now: datetime) -> Memory | None:
-    """``memory`` with the merge's turn ids and importance folded in; None if nothing changes."""
+    """``memory`` with the merge's turn ids and importance folded in, and a record of the
+    merge for its history; None if nothing changes (e.g. the merge was applied before)."""
     turn_ids = list(dict.fromkeys([*memory.source_turn_ids, *merge.source_turn_ids]))
     importance = max(memory.importance, merge.importance)
     if turn_ids == memory.source_turn_ids and importance == memory.importance:
         return None
-    return memory.replace(source_turn_ids=turn_ids, importance=importance, updated_at=now)
+    recorded = any(
+        r.batch_id == merge.batch_id and r.source_turn_ids == merge.source_turn_ids
+        for r in memory.merges
+    )
+    merges = memory.merges
+    if not recorded:
+        record = MergeRecord(merge.batch_id, tuple(merge.source_turn_ids), now)
+        merges = [*memory.merges, record][-MAX_MERGES:]
+    return memory.replace(
+        source_turn_ids=turn_ids, importance=importance, merges=merges, updated_at=now
+    )
 
 
 def build_plan(
@@ -84,7 +98,9 @@ def build_plan(
     plan = ExtractionPlan()
     for i, memory in enumerate(memories):
         if i in duplicate_of:
-            merge = Merge(duplicate_of[i], tuple(memory.source_turn_ids), memory.importance)
+            merge = Merge(
+                duplicate_of[i], tuple(memory.source_turn_ids), memory.importance, memory.batch_id
+            )
             plan.merge.append(merge)
         elif memory.id not in {m.id for m in plan.memories}:
             plan.memories.append(memory)
@@ -116,7 +132,9 @@ def apply_plan(
     if plan.memories:
         store.upsert(plan.memories)
     for step in plan.supersede:
-        store.supersede(user_id, [step.old_id], step.new_id, step.valid_to)
+        store.supersede(
+            user_id, [step.old_id], step.new_id, step.valid_to, SupersedeReason.CONTRADICTION
+        )
     if plan.merge:
         _apply_merges(store, user_id, plan.merge, now, embed)
 

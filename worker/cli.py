@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="embedded Redis + worker + beat, supervised")
     up.add_argument("--concurrency", type=int, default=2)
     up.add_argument(
+        "--no-api", action="store_true", help="do not start the HTTP API (memlane serve)"
+    )
+    up.add_argument(
         "--grace",
         type=float,
         default=None,
@@ -71,7 +74,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat = sub.add_parser("chat", help="chat with memory (interactive REPL)")
     chat.add_argument("--user", required=True)
+    _service_parsers(sub)
     return p
+
+
+def _service_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``serve``, ``keys`` and ``mcp``: the HTTP and MCP service (package ``service``)."""
+    sv = sub.add_parser("serve", help="run the HTTP API (FastAPI + uvicorn)")
+    sv.add_argument("--host", default=None, help="default: service.host (127.0.0.1)")
+    sv.add_argument("--port", type=int, default=None, help="default: service.port (8765)")
+    sv.add_argument(
+        "--local-key",
+        action="store_true",
+        help="create (once) an admin key in <data_dir>/api_key, mode 0600 (memlane up does)",
+    )
+    keys = sub.add_parser("keys", help="API keys of the HTTP service")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create a key and show it once")
+    who = kc.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tenant", help="the tenant the key belongs to")
+    who.add_argument("--admin", action="store_true", help="a key for every user (operators)")
+    kc.add_argument("--label", default="", help="a note shown by keys list")
+    kc.add_argument("--rate", type=float, default=None, help="requests/s (service.rate_per_s)")
+    kc.add_argument("--burst", type=int, default=None, help="bucket size (service.rate_burst)")
+    ksub.add_parser("list", help="list keys (never the keys themselves)")
+    kr = ksub.add_parser("revoke", help="revoke a key by its id")
+    kr.add_argument("key_id")
+    mcp = sub.add_parser("mcp", help="run the MCP server (stdio or streamable HTTP)")
+    mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    mcp.add_argument("--user", default=None, help="the user every tool works on")
+    mcp.add_argument(
+        "--api-key-env",
+        default="MEMLANE_API_KEY",
+        help="stdio: variable holding a tenant key that scopes --user (default %(default)s)",
+    )
+    mcp.add_argument("--host", default="127.0.0.1")
+    mcp.add_argument("--port", type=int, default=8766)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +138,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from worker.chat_repl import run_repl
 
         return run_repl(settings, args.user)
+    if cmd in {"serve", "keys", "mcp"}:
+        from worker.service_cli import run_service_command
+
+        return run_service_command(args, settings)
     from worker import commands
 
     with MemoryClient(settings) as client:
@@ -125,7 +167,8 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         from worker.supervisor import STOP_GRACE_S, Supervisor
 
         grace = STOP_GRACE_S if args.grace is None else args.grace
-        return Supervisor(settings, concurrency=args.concurrency, grace_s=grace).run_forever()
+        sup = Supervisor(settings, concurrency=args.concurrency, grace_s=grace, api=not args.no_api)
+        return sup.run_forever()
     if args.command == "demo":
         from worker.demo import run_demo
 

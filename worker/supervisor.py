@@ -8,6 +8,10 @@
   (``PR_SET_PDEATHSIG``: SIGTERM for Redis, so it writes its files; SIGKILL for the worker and
   beat), and the worker's pool processes do the same towards the worker. A supervisor that
   starts after a killed one first stops whatever the old state file lists that still runs.
+* **The HTTP API runs as a child too** (``api=True``, what ``memlane up`` does): ``memlane serve``
+  on 127.0.0.1 at ``service.port``, with a generated admin key in ``<data_dir>/api_key`` (mode
+  0600) that every request must carry (:mod:`service.server` says why). It is restarted like
+  the worker and beat, and stopped with them.
 * **Redis is watched like the other children** and restarted on the same socket when it dies,
   so the worker, beat and clients reconnect to the same address. Quick repeated exits back off
   (0.5 s doubling to 30 s).
@@ -79,6 +83,7 @@ class Supervisor:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # children log to <log_dir>/<name>.log instead of the terminal
     grace_s: float = STOP_GRACE_S
+    api: bool = False  # also run the HTTP API on 127.0.0.1 (memlane up does)
     children: list[Child] = field(default_factory=list)
     redis_url: str = ""
     _lock: FileLock | None = None
@@ -97,7 +102,9 @@ class Supervisor:
         except BaseException:
             self.stop()
             raise
-        log.info("memlane_up", redis=self.redis_url.split("?")[0], pids=self.pids())
+        log.info(
+            "memlane_up", redis=self.redis_url.split("?")[0], api=self.api_url, pids=self.pids()
+        )
 
     def _start_children(self) -> None:
         py = [sys.executable, "-m", "worker.cli"]
@@ -113,6 +120,7 @@ class Supervisor:
             *([redis_child] if redis_child else []),
             Child("worker", [*py, "worker", "--concurrency", str(self.concurrency)]),
             Child("beat", [*py, "beat"]),
+            *([self._api_child(py)] if self.api else []),
         ]
         with start_lock(self.data_path):
             if redis_child is not None:
@@ -122,6 +130,17 @@ class Supervisor:
         for child in self.children[1 if redis_child else 0 :]:
             self._spawn(child)
         self._write_state()
+
+    def _api_child(self, py: list[str]) -> Child:
+        port = str(self.settings.service.port)
+        argv = [*py, "serve", "--host", "127.0.0.1", "--port", port, "--local-key"]
+        # SIGTERM: uvicorn finishes the requests in flight (a push is one atomic script anyway).
+        return Child("api", argv, die_with_parent=signal.SIGTERM)
+
+    @property
+    def api_url(self) -> str | None:
+        """Where the HTTP API listens, when this supervisor runs it."""
+        return f"http://127.0.0.1:{self.settings.service.port}" if self.api else None
 
     def _kill_leftovers(self) -> None:
         """Stop what a killed supervisor of this directory left running."""

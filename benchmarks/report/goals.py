@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+from benchmarks.report.api import api_goal_rows
 from benchmarks.report.markdown import by_name, mark
 from benchmarks.report.results import Results
 from benchmarks.report.schema import Madial, RecallDoc
@@ -44,7 +45,7 @@ def goals(r: Results) -> list[Goal]:
         rows += retrieval_goals(r.retrieval, r.store)
     if r.modes:
         rows += modes_goals(r)
-    rows += ingest_goals(r) + cost_goals(r) + missing_goals(r)
+    rows += ingest_goals(r) + api_goals(r) + cost_goals(r) + missing_goals(r)
     return rows
 
 
@@ -259,6 +260,13 @@ def ingest_goals(r: Results) -> list[Goal]:
             )
         )
     return rows
+
+
+def api_goals(r: Results) -> list[Goal]:
+    """HTTP push p99, search overhead, batched throughput and errors (api_bench)."""
+    if not r.api:
+        return [Goal("HTTP push p99, 8 clients", "<= 5.0 ms", MISSING, "", "")]
+    return [Goal(*row) for row in api_goal_rows(r.api)]
 
 
 def cost_goals(r: Results) -> list[Goal]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmarks.report.schema import Baseline, ModesDoc, RecallDoc
+from benchmarks.report.schema_api import ApiDoc
 from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
 
 
@@ -22,6 +23,7 @@ class Results:
     ingest: IngestDoc | None = None
     cost: CostDoc | None = None
     sweep: SweepDoc | None = None
+    api: ApiDoc | None = None
     baseline: Baseline | None = None
 
 
@@ -48,5 +50,6 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         ingest=cast(IngestDoc | None, doc("ingest_bench")),
         cost=cast(CostDoc | None, doc("cost_bench")),
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
+        api=cast(ApiDoc | None, doc("api_bench")),
         baseline=cast(Baseline | None, read_json(baseline)),
     )

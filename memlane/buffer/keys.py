@@ -64,6 +64,15 @@ class Keys:
         """How a lifecycle task ended (:class:`memlane.buffer.status.TaskStatus`)."""
         return c.KEY_TASK_STATUS.format(p=self.prefix, t=task_id)
 
+    def api_key(self, digest: str) -> str:
+        """One API key of the HTTP service, by its SHA-256: id, tenant, limits, token bucket."""
+        return c.KEY_API_KEY.format(p=self.prefix, h=digest)
+
+    @property
+    def api_keys(self) -> str:
+        """Every API key: key id -> JSON description (tenant, label, SHA-256)."""
+        return c.KEY_API_KEYS.format(p=self.prefix)
+
     @property
     def pending(self) -> str:
         """Users with buffered turns, scored by their oldest turn's arrival (ms)."""

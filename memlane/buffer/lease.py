@@ -33,7 +33,7 @@ import redis
 from memlane.buffer import lua
 from memlane.buffer.keys import Keys
 from memlane.constants import TOMBSTONE_TTL_S
-from memlane.errors import LeaseLost, RedisUnavailable, UserForgotten
+from memlane.errors import LeaseLost, RedisUnavailable, UserBusy, UserForgotten
 from memlane.logging import get_logger
 
 log = get_logger(__name__)
@@ -333,6 +333,26 @@ def run_leased(
         if release:
             leases.release(user_id, token)
     return LeasedRun(Outcome.DONE, value)
+
+
+def run_leased_waiting(
+    leases: Leases, user_id: str, work: Callable[[str], T], wait_s: float
+) -> LeasedRun[T]:
+    """:func:`run_leased` for a caller that waits (an edit or delete of the memory API).
+
+    While a worker holds the user, try again with a growing pause, for at most ``wait_s``;
+    past it :class:`~memlane.errors.UserBusy` says to retry. Never ``BUSY`` otherwise.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while (run := run_leased(leases, user_id, work)).outcome is Outcome.BUSY:
+        if time.monotonic() >= deadline:
+            raise UserBusy(
+                f"user_id: a worker has held this user's memories for over {wait_s:g} s; retry"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+    return run
 
 
 def _hold_for_retry(leases: Leases, user_id: str, token: str) -> None:

@@ -4,7 +4,8 @@ The turn buffer (:mod:`.turns`): ``PUSH``, ``COMMIT``, ``DEAD_LETTER``. Leases, 
 guarded writes (:mod:`.lease`): ``RENEW``, ``GUARD``, ``SETTLE_WRITE``, ``FORGET``,
 ``RELEASE``. Attempt counters (:mod:`.attempts`): ``ATTEMPT_START``, ``ATTEMPT_FORGIVE``. The
 nightly fan-out (:mod:`.nightly`): ``NIGHT_START``. Unreflected counts (:mod:`.unreflected`):
-``SETTLE_UNREFLECTED``.
+``SETTLE_UNREFLECTED``. The API keys of the HTTP service (``service/apikeys.py``):
+``AUTHENTICATE`` (look a key up and take a token from its bucket).
 """
 
 from __future__ import annotations
@@ -214,4 +215,27 @@ if v < remaining then
   return remaining
 end
 return v
+"""
+
+
+# -- API keys (service/apikeys.py) ---------------------------------------------------------
+
+# KEYS[1] = the key's hash (by sha256). ARGV: none. Returns {0} for an unknown key,
+# {1, id, tenant} when a token was taken, {2, id, tenant, wait_ms} when the bucket is empty.
+AUTHENTICATE = """
+local f = redis.call('HMGET', KEYS[1], 'id', 'tenant', 'rate', 'burst', 'tokens', 'ts')
+if not f[1] then return {0} end
+local rate = tonumber(f[3])
+local burst = tonumber(f[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tokens = tonumber(f[5]) or burst
+local ts = tonumber(f[6]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+if tokens < 1 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+  return {2, f[1], f[2], tostring(math.ceil((1 - tokens) * 1000 / rate))}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+return {1, f[1], f[2]}
 """

@@ -211,6 +211,23 @@ class TurnBuffer:
                 repaired += 1
         return repaired
 
+    def activity(self, user_ids: Sequence[str]) -> list[tuple[int, int | None]]:
+        """(buffered turns, last push in ms or None) of each user, in one round trip."""
+        if not user_ids:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hmget(self.keys.last_push, list(user_ids))
+        for user_id in user_ids:
+            pipe.xlen(self.keys.stream(user_id))
+        try:
+            last, *lengths = pipe.execute()
+        except redis.RedisError as e:
+            raise RedisUnavailable(f"activity scan failed: {e}") from e
+        return [
+            (int(n), int(ms) if ms is not None else None)
+            for n, ms in zip(lengths, last, strict=True)
+        ]
+
     def known_users(self) -> list[str]:
         """Every user id ever pushed."""
         return sorted(_s(u) for u in self._call(self._r.smembers, self.keys.users))

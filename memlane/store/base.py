@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from memlane.errors import InvalidInput
-from memlane.models import Memory, MemoryFilter, Page, SearchHit
+from memlane.models import Memory, MemoryFilter, Page, SearchHit, SupersedeReason
 from memlane.store.fusion import Fusion
 
 MAX_PAGE = 10_000  # the largest ``list`` page; Elasticsearch's default result window
 LIST_ALL_PAGE = 1000  # the page size of list_all
+SNAPSHOT_PAGE = 500  # memories per page of a snapshot (export): bounded memory at any size
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +58,50 @@ def check_ids(ids: Sequence[str], field: str = "ids") -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def check_supersede(superseded_by: object, valid_to: object, reason: object) -> SupersedeReason:
+    """The arguments of ``supersede``: a successor id, an aware time and a known reason."""
+    if not isinstance(superseded_by, str) or not superseded_by:
+        raise InvalidInput("superseded_by", "must be a non-empty memory id")
+    if not isinstance(valid_to, datetime) or valid_to.tzinfo is None:
+        raise InvalidInput("valid_to", "must be a timezone-aware datetime")
+    try:
+        return SupersedeReason(str(reason))
+    except ValueError as e:
+        raise InvalidInput("reason", f"unknown supersede reason {reason!r}") from e
+
+
 def check_limit(limit: int) -> None:
     """A ``list`` page size between 1 and :data:`MAX_PAGE`."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+
+
+@dataclass(frozen=True, slots=True)
+class UserCount:
+    """How many memories one user has: active ones, and every stored version."""
+
+    user_id: str
+    active: int
+    total: int
+
+
+@dataclass
+class Snapshot:
+    """Every memory of one user as of one moment, in (recorded_at, id) order, in pages.
+
+    ``counts`` maps each status to its number of memories in the same moment (a PIT on
+    Elasticsearch, one read transaction on SQLite), so they match what ``pages`` yields.
+    """
+
+    counts: dict[str, int]
+    pages: Iterator[list[Memory]]
+
+
+def check_after(after: object) -> str | None:
+    """None or a user id string to page users after."""
+    if after is not None and not isinstance(after, str):
+        raise InvalidInput("cursor", "not a cursor returned by list_users()")
+    return after
 
 
 @runtime_checkable
@@ -84,13 +126,29 @@ class MemoryStore(Protocol):
         filter: MemoryFilter | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """One page of the user's memories in a stable order; follow ``cursor``."""
+        """One page of the user's memories in (recorded_at, id) order (or the reverse with
+        ``newest_first``); follow ``cursor`` with the same order."""
 
     def supersede(
-        self, user_id: str, ids: Sequence[str], superseded_by: str, valid_to: datetime
+        self,
+        user_id: str,
+        ids: Sequence[str],
+        superseded_by: str,
+        valid_to: datetime,
+        reason: SupersedeReason,
     ) -> int:
-        """Mark memories superseded (kept as history). Returns how many changed."""
+        """Mark memories superseded for ``reason`` (kept as history). Returns how many changed."""
+
+    def snapshot(
+        self, user_id: str, with_embeddings: bool = False
+    ) -> AbstractContextManager[Snapshot]:
+        """Every memory of the user, streamed from one consistent moment (for export)."""
+
+    def users(self, after: str | None = None, limit: int = 100) -> Sequence[UserCount]:
+        """Users with stored memories, in user-id order after ``after`` (for operators only:
+        the one method not scoped to a user)."""
 
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         """Delete some of the user's memories. Returns how many were deleted."""

@@ -28,17 +28,25 @@ from elasticsearch import ApiError, Elasticsearch
 from memlane.config import Settings
 from memlane.constants import ES_INDEX_VERSION
 from memlane.errors import InvalidInput, StoreError, StoreUnavailable
-from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
+from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit, SupersedeReason
 from memlane.store import es_mapping as m
-from memlane.store.base import SearchQuery, check_ids, check_limit, check_query
+from memlane.store import es_scan
+from memlane.store.base import (
+    SearchQuery,
+    Snapshot,
+    UserCount,
+    check_after,
+    check_ids,
+    check_limit,
+    check_query,
+    check_supersede,
+)
 from memlane.store.fusion import fuse_hits
 from memlane.validation import validate_memories, validate_user_id
 
 Json = dict[str, Any]
 
 BULK_CHUNK = 500  # documents per _bulk request
-SCAN_PAGE = 1_000  # hits per PIT page when scanning a user or an index
-PIT_KEEP_ALIVE = "2m"
 MAX_DELETE_ROUNDS = 50  # delete_user gives up if writers keep adding faster than it deletes
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 CHANGED = frozenset({"created", "updated", "deleted", "noop"})
@@ -60,6 +68,12 @@ def _errors(operation: str) -> Iterator[None]:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _mapped(pages: Iterator[list[Memory]]) -> Iterator[list[Memory]]:
+    """Client errors raised while a snapshot is read on, as the store's."""
+    with _errors("snapshot"):
+        yield from pages
 
 
 def _client(settings: Settings) -> Elasticsearch:
@@ -97,6 +111,7 @@ class ElasticsearchStore:
         with _errors("ensure_schema"):
             if self.client.indices.exists_alias(name=self.alias):
                 self.check_version()
+                es_scan.add_missing_fields(self.client, self.current_index(), self.dims)
                 return
             index = m.index_name(self.alias, ES_INDEX_VERSION)
             self._create_index(index, aliases={self.alias: {}})
@@ -154,7 +169,7 @@ class ElasticsearchStore:
         copied = 0
         with _errors("migrate"):
             self._create_index(new)
-            for hits in self._scan(old, {"match_all": {}}, with_source=True):
+            for hits in es_scan.scan(self.client, old, {"match_all": {}}, with_source=True):
                 memories = [m.from_source(h["_source"]) for h in hits]
                 self._bulk(self._index_ops(memories, new), refresh=False)
                 copied += len(hits)
@@ -216,7 +231,12 @@ class ElasticsearchStore:
         return changed
 
     def supersede(
-        self, user_id: str, ids: Sequence[str], superseded_by: str, valid_to: datetime
+        self,
+        user_id: str,
+        ids: Sequence[str],
+        superseded_by: str,
+        valid_to: datetime,
+        reason: SupersedeReason,
     ) -> int:
         """Mark memories superseded with partial-document updates (no scripts).
 
@@ -224,16 +244,14 @@ class ElasticsearchStore:
         """
         user = self._user(user_id)
         wanted = check_ids(ids)
-        if not isinstance(superseded_by, str) or not superseded_by:
-            raise InvalidInput("superseded_by", "must be a non-empty memory id")
-        if not isinstance(valid_to, datetime) or valid_to.tzinfo is None:
-            raise InvalidInput("valid_to", "must be a timezone-aware datetime")
+        why = check_supersede(superseded_by, valid_to, reason)
         if not wanted:
             return 0
         doc = {
             "status": MemoryStatus.SUPERSEDED.value,
             "superseded_by": superseded_by,
             "valid_to": valid_to.isoformat(),
+            "reason": why.value,
             "updated_at": datetime.now(UTC).isoformat(),
         }
         ops: list[list[Json]] = []
@@ -266,42 +284,13 @@ class ElasticsearchStore:
         with _errors("delete_user"):
             for _ in range(MAX_DELETE_ROUNDS):
                 found = 0
-                for hits in self._scan(self.alias, query, routing=m.routing(user)):
+                for hits in es_scan.scan(self.client, self.alias, query, routing=m.routing(user)):
                     found += len(hits)
                     deleted += self._delete_docs(user, [h["_id"] for h in hits], refresh=False)
                 self.client.indices.refresh(index=self.alias)
                 if not found:
                     return deleted
         raise StoreError(f"delete_user: memories kept appearing after {MAX_DELETE_ROUNDS} rounds")
-
-    def _scan(
-        self, index: str, query: Json, routing: str | None = None, with_source: bool = False
-    ) -> Iterator[list[Json]]:
-        """Every hit of a query, in pages, from a point in time (consistent while we write)."""
-        pit = self.client.open_point_in_time(
-            index=index, keep_alive=PIT_KEEP_ALIVE, routing=routing
-        )
-        pit_id = pit["id"]
-        after: list[Any] | None = None
-        try:
-            while True:
-                resp = self.client.search(
-                    pit={"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
-                    query=query,
-                    sort=[{"_shard_doc": "asc"}],
-                    size=SCAN_PAGE,
-                    search_after=after,
-                    source=with_source,
-                    track_total_hits=False,
-                )
-                pit_id = resp.get("pit_id", pit_id)
-                hits = resp["hits"]["hits"]
-                if not hits:
-                    return
-                yield hits
-                after = hits[-1]["sort"]
-        finally:
-            self.client.close_point_in_time(id=pit_id)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -361,12 +350,14 @@ class ElasticsearchStore:
         filter: MemoryFilter | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """A page in (recorded_at, id) order; the cursor holds the last sort position."""
+        """A page in (recorded_at, id) order, or the reverse; the cursor holds the last sort
+        position."""
         user = self._user(user_id)
         check_limit(limit)
         after = m.decode_cursor(cursor) if cursor is not None else None
-        body = m.list_body(m.build_filters(user, filter), limit, after)
+        body = m.list_body(m.build_filters(user, filter), limit, after, newest_first)
         with _errors("list"):
             resp = self.client.search(index=self.alias, routing=m.routing(user), body=body)
         hits = resp["hits"]["hits"]
@@ -381,6 +372,22 @@ class ElasticsearchStore:
         with _errors("count"):
             resp = self.client.count(index=self.alias, routing=m.routing(user), query=query)
         return int(resp["count"])
+
+    @contextmanager
+    def snapshot(self, user_id: str, with_embeddings: bool = False) -> Iterator[Snapshot]:
+        """The user's memories and counts from one point in time (export)."""
+        user = self._user(user_id)
+        with (
+            _errors("snapshot"),
+            es_scan.snapshot(self.client, self.alias, user, with_embeddings) as snap,
+        ):
+            yield Snapshot(snap.counts, _mapped(snap.pages))
+
+    def users(self, after: str | None = None, limit: int = 100) -> Sequence[UserCount]:
+        """Users with stored memories after ``after``, in user-id order, with their counts."""
+        check_limit(limit)
+        with _errors("users"):
+            return es_scan.user_counts(self.client, self.alias, check_after(after), limit)
 
     def close(self) -> None:
         """Close the client's connections (only a client this store created)."""

@@ -52,8 +52,9 @@ _KEYWORDS = (
     "keywords",
     "time_granularity",
     "metadata_kv",
+    "reason",
 )
-_DATES = ("event_time", "recorded_at", "created_at", "updated_at", "valid_to")
+_DATES = ("event_time", "recorded_at", "created_at", "updated_at", "valid_to", "valid_from")
 
 
 def index_name(alias: str, version: int) -> str:
@@ -70,6 +71,7 @@ def mappings(dims: int) -> Json:
         "search_text": {"type": "text", "analyzer": "whitespace"},
         "importance": {"type": "float"},
         "metadata": {"type": "object", "enabled": False},
+        "merges": {"type": "object", "enabled": False},
         "embedding": {
             "type": "dense_vector",
             "dims": dims,
@@ -79,6 +81,16 @@ def mappings(dims: int) -> Json:
         },
     }
     return {"dynamic": "strict", "_routing": {"required": True}, "properties": props}
+
+
+def missing_properties(dims: int, existing: Json) -> Json:
+    """The properties of :func:`mappings` an existing index lacks (added by later versions).
+
+    Adding a field to a strict mapping is allowed in place (``put_mapping``); changing one is
+    not, so only whole new fields are ever added this way.
+    """
+    wanted: Json = mappings(dims)["properties"]
+    return {name: spec for name, spec in wanted.items() if name not in existing}
 
 
 def index_settings(shards: int, replicas: int, refresh_interval: str = "1s") -> Json:
@@ -202,8 +214,12 @@ def build_filters(user_id: str, flt: MemoryFilter | None) -> list[Json]:
     """The filter clauses of one user's query; ``term user_id`` always comes first."""
     flt = flt or MemoryFilter()
     clauses: list[Json] = [{"term": {"user_id": user_id}}]
-    if not flt.include_superseded:
+    if flt.statuses is not None:
+        clauses.append({"terms": {"status": [st.value for st in flt.statuses]}})
+    elif not flt.include_superseded:
         clauses.append({"term": {"status": MemoryStatus.ACTIVE.value}})
+    if flt.superseded_by is not None:
+        clauses.append({"terms": {"superseded_by": list(flt.superseded_by)}})
     if flt.kinds is not None:
         clauses.append({"terms": {"kind": [k.value for k in flt.kinds]}})
     if flt.ids is not None:
@@ -267,14 +283,19 @@ def bm25_body(
     }
 
 
-def list_body(filters: list[Json], limit: int, after: list[Any] | None) -> Json:
-    """One page in (recorded_at, id) order, one extra hit to tell whether more follow.
+def list_body(
+    filters: list[Json], limit: int, after: list[Any] | None, newest_first: bool = False
+) -> Json:
+    """One page in (recorded_at, id) order (or the reverse), one extra hit to tell whether
+    more follow.
 
     The extra hit is dropped at :data:`MAX_RESULT_WINDOW`; :func:`page_has_more` allows for it.
+    Dates sort at Elasticsearch's millisecond precision (then by id).
     """
+    order = "desc" if newest_first else "asc"
     body: Json = {
         "query": filter_query(filters),
-        "sort": [{"recorded_at": "asc"}, {"id": "asc"}],
+        "sort": [{"recorded_at": order}, {"id": order}],
         "size": min(limit + 1, MAX_RESULT_WINDOW),
         "_source": _source_spec(True),
     }

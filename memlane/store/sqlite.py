@@ -26,12 +26,21 @@ import numpy as np
 import numpy.typing as npt
 
 from memlane.config_sections import LimitSettings
-from memlane.errors import InvalidInput, StoreError, StoreUnavailable
-from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
+from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit, SupersedeReason
 from memlane.store import sqlite_query as q
-from memlane.store.base import SearchQuery, check_ids, check_limit, check_query
+from memlane.store.base import (
+    SearchQuery,
+    Snapshot,
+    UserCount,
+    check_after,
+    check_ids,
+    check_limit,
+    check_query,
+    check_supersede,
+)
 from memlane.store.fusion import fuse_hits
-from memlane.store.sqlite_schema import connect, create_schema
+from memlane.store.sqlite_scan import snapshot_counts, snapshot_pages, user_counts
+from memlane.store.sqlite_schema import connect, create_schema, store_errors
 from memlane.store.vectors import Matrix, stack, top_k
 from memlane.validation import validate_memories, validate_user_id
 
@@ -39,14 +48,15 @@ CACHE_USERS = 256
 CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 _UPSERT = """
     INSERT INTO memories (id, user_id, kind, status, session_id, event_us, recorded_us,
-        created_at, updated_at, meta_terms, doc, embedding)
+        created_at, updated_at, meta_terms, doc, embedding, superseded_by)
     VALUES (:id, :user_id, :kind, :status, :session_id, :event_us, :recorded_us,
-        :created_at, :updated_at, :meta_terms, :doc, :embedding)
+        :created_at, :updated_at, :meta_terms, :doc, :embedding, :superseded_by)
     ON CONFLICT (user_id, id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
         session_id = excluded.session_id, event_us = excluded.event_us,
         recorded_us = excluded.recorded_us, created_at = excluded.created_at,
         updated_at = excluded.updated_at, meta_terms = excluded.meta_terms,
-        doc = excluded.doc, embedding = excluded.embedding
+        doc = excluded.doc, embedding = excluded.embedding,
+        superseded_by = excluded.superseded_by
     RETURNING rowid
 """
 
@@ -97,7 +107,7 @@ class SqliteStore:
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction (a consistent snapshot for reads); sqlite3 errors -> StoreError."""
-        try:
+        with store_errors(self.path):
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
@@ -107,14 +117,6 @@ class SqliteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e) or "unable to open" in str(e):
-                raise StoreUnavailable(f"sqlite store {self.path} unavailable: {e}") from e
-            raise StoreError(f"sqlite store {self.path}: {e}") from e
-        except sqlite3.Error as e:
-            raise StoreError(f"sqlite store {self.path}: {e}") from e
-        except OSError as e:  # e.g. the data directory cannot be created
-            raise StoreUnavailable(f"sqlite store {self.path} unavailable: {e}") from e
 
     def _user(self, user_id: str) -> str:
         return validate_user_id(user_id, self.limits)
@@ -256,17 +258,19 @@ class SqliteStore:
         filter: MemoryFilter | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """A page in (recorded_at, id) order; the cursor is the last position returned."""
+        """A page in (recorded_at, id) order, or the reverse; the cursor is the last position."""
         user = self._user(user_id)
         check_limit(limit)
         where, params = q.where_clause(user, filter)
+        after, order = ("<", "DESC") if newest_first else (">", "ASC")
         if cursor is not None:
-            where += " AND (m.recorded_us, m.id) > (?, ?)"
+            where += f" AND (m.recorded_us, m.id) {after} (?, ?)"
             params.extend(q.decode_cursor(cursor))
         sql = (
             f"SELECT {q.MEMORY_COLUMNS}, m.recorded_us FROM memories m WHERE {where}"
-            " ORDER BY m.recorded_us, m.id LIMIT ?"
+            f" ORDER BY m.recorded_us {order}, m.id {order} LIMIT ?"
         )
         with self._tx() as conn:
             rows = conn.execute(sql, [*params, limit + 1]).fetchall()
@@ -276,14 +280,17 @@ class SqliteStore:
         return Page(memories, q.encode_cursor(last[3], memories[-1].id) if last else None)
 
     def supersede(
-        self, user_id: str, ids: Sequence[str], superseded_by: str, valid_to: datetime
+        self,
+        user_id: str,
+        ids: Sequence[str],
+        superseded_by: str,
+        valid_to: datetime,
+        reason: SupersedeReason,
     ) -> int:
         """Mark the user's memories superseded by another; returns how many were matched."""
         user = self._user(user_id)
         wanted = check_ids(ids)
-        if not isinstance(superseded_by, str) or not superseded_by:
-            raise InvalidInput("superseded_by", "must be a non-empty memory id")
-        q.to_us(valid_to, "valid_to")
+        why = check_supersede(superseded_by, valid_to, reason)
         now = datetime.now(UTC)
         with self._tx(write=True) as conn:
             found = self._fetch_by_ids(conn, user, wanted)
@@ -292,6 +299,7 @@ class SqliteStore:
                     status=MemoryStatus.SUPERSEDED,
                     superseded_by=superseded_by,
                     valid_to=valid_to,
+                    reason=why,
                     updated_at=now,
                 )
                 conn.execute(_UPSERT, q.memory_row(changed, now)).fetchone()
@@ -337,6 +345,31 @@ class SqliteStore:
         with self._tx() as conn:
             (n,) = conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()
         return int(n)
+
+    @contextmanager
+    def snapshot(self, user_id: str, with_embeddings: bool = False) -> Iterator[Snapshot]:
+        """The user's memories from one read transaction on a connection of its own.
+
+        Its own connection, because a streamed export may be read on from other threads.
+        """
+        user = self._user(user_id)
+        with self._tx():  # the schema exists (or is migrated) before we read
+            pass
+        with store_errors(self.path):
+            conn = connect(self.path)
+        try:
+            with store_errors(self.path):
+                conn.execute("BEGIN")
+                counts = snapshot_counts(conn, user)
+            yield Snapshot(counts, snapshot_pages(conn, self.path, user, with_embeddings))
+        finally:
+            conn.close()
+
+    def users(self, after: str | None = None, limit: int = 100) -> Sequence[UserCount]:
+        """Users with stored memories after ``after``, in user-id order, with their counts."""
+        check_limit(limit)
+        with self._tx() as conn:
+            return user_counts(conn, check_after(after), limit)
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""

@@ -62,9 +62,13 @@ def where_clause(user_id: str, flt: MemoryFilter | None) -> tuple[str, list[Any]
     flt = flt or MemoryFilter()
     parts = ["m.user_id = ?"]
     params: list[Any] = [user_id]
-    if not flt.include_superseded:
+    if flt.statuses is not None:
+        parts.append(_in("m.status", tuple(s.value for s in flt.statuses), params))
+    elif not flt.include_superseded:
         parts.append("m.status = ?")
         params.append(MemoryStatus.ACTIVE.value)
+    if flt.superseded_by is not None:
+        parts.append(_in("m.superseded_by", tuple(flt.superseded_by), params))
     if flt.kinds is not None:
         parts.append(_in("m.kind", tuple(k.value for k in flt.kinds), params))
     if flt.ids is not None:
@@ -151,6 +155,7 @@ def memory_row(memory: Memory, now: datetime) -> dict[str, Any]:
         "meta_terms": metadata_terms(memory.metadata),
         "doc": json.dumps(memory_to_doc(memory, with_embedding=False), ensure_ascii=False),
         "embedding": to_blob(memory.embedding) if memory.embedding is not None else None,
+        "superseded_by": memory.superseded_by,
     }
 
 

@@ -12,16 +12,22 @@ Tables:
 - ``user_versions``: a random token per user, replaced in every write transaction, so any
   process can tell cheaply whether its cached vectors for that user are stale.
 - ``store_meta``: schema version and vector dims, checked when the file is opened.
+
+Schema 3 added the ``superseded_by`` column (the version history asks for a memory's
+predecessors). A schema-2 file is migrated in place when it is opened: the column is added and
+filled from each row's JSON document, in one transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from memlane.errors import StoreError
+from memlane.errors import StoreError, StoreUnavailable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 
 DDL = (
@@ -40,6 +46,7 @@ DDL = (
         meta_terms TEXT NOT NULL DEFAULT '{}',
         doc TEXT NOT NULL,
         embedding BLOB,
+        superseded_by TEXT,
         UNIQUE (user_id, id)
     )
     """,
@@ -53,6 +60,32 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS user_versions (user_id TEXT PRIMARY KEY, token TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+# Run after the migrations: they index columns an older file gets only from its migration.
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS memories_user_superseded ON memories (user_id, superseded_by)",
+)
+# From schema N to N + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE memories ADD COLUMN superseded_by TEXT",
+        "UPDATE memories SET superseded_by = json_extract(doc, '$.superseded_by')",
+    ),
+}
+
+
+@contextmanager
+def store_errors(path: Path) -> Iterator[None]:
+    """sqlite3 errors as the store's: a locked or unreachable file is retryable."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e) or "unable to open" in str(e):
+            raise StoreUnavailable(f"sqlite store {path} unavailable: {e}") from e
+        raise StoreError(f"sqlite store {path}: {e}") from e
+    except sqlite3.Error as e:
+        raise StoreError(f"sqlite store {path}: {e}") from e
+    except OSError as e:  # e.g. the data directory cannot be created
+        raise StoreUnavailable(f"sqlite store {path} unavailable: {e}") from e
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -77,11 +110,24 @@ def create_schema(conn: sqlite3.Connection, dims: int) -> None:
             (str(SCHEMA_VERSION), str(dims)),
         )
         stored = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
+        version = _migrate(conn, int(stored["schema"]))
+        if version != SCHEMA_VERSION:  # no migration path: leave the file exactly as it was
+            raise StoreError(f"store schema {stored['schema']} is not {SCHEMA_VERSION}")
+        for statement in INDEXES:
+            conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     if int(stored["dims"]) != dims:
         raise StoreError(f"store file holds {stored['dims']}-dim vectors, settings say {dims}")
-    if int(stored["schema"]) != SCHEMA_VERSION:
-        raise StoreError(f"store schema {stored['schema']} is not {SCHEMA_VERSION}")
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> int:
+    """Bring an older file up to :data:`SCHEMA_VERSION` inside the caller's transaction."""
+    while version < SCHEMA_VERSION and version in MIGRATIONS:
+        for statement in MIGRATIONS[version]:
+            conn.execute(statement)
+        version += 1
+        conn.execute("UPDATE store_meta SET value = ? WHERE key = 'schema'", (str(version),))
+    return version

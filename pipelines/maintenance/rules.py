@@ -25,13 +25,20 @@ from datetime import datetime
 import numpy as np
 
 from memlane.config_sections import MaintenanceSettings
-from memlane.models import Memory, MemoryKind, MemoryStatus, memory_time
+from memlane.models import (
+    NO_SUCCESSOR,
+    Memory,
+    MemoryKind,
+    MemoryStatus,
+    SupersedeReason,
+    memory_time,
+)
 from pipelines.pairs import Pair, PairRules, Verdict, judge, subjects
 
 # e5-small puts unrelated short zh sentences at 0.91-0.93 and paraphrases at 0.95-0.97, so only
 # near-identical pairs merge without asking (the duplicate bar is a setting, 0.97 by default).
 PAIR_RULES = PairRules(duplicate=0.97, ambiguous=0.85, subject_floor=0.80)
-ARCHIVED = "archived"  # superseded_by of a forgotten memory: superseded by nothing
+ARCHIVED = NO_SUCCESSOR  # superseded_by of a forgotten memory: superseded by nothing
 FORGETTABLE = (MemoryKind.OBSERVATION, MemoryKind.RAW)
 BLOCK = 512
 MAX_KEYWORDS = 8
@@ -57,7 +64,8 @@ class SweepPlan:
     """What one sweep changes, computed before anything is written."""
 
     keep: list[Memory] = field(default_factory=list)  # cluster keepers with merged provenance
-    supersede: list[tuple[str, str, datetime]] = field(default_factory=list)  # old, by, valid_to
+    # (old id, superseded by, valid_to, why)
+    supersede: list[tuple[str, str, datetime, SupersedeReason]] = field(default_factory=list)
     archive: list[Memory] = field(default_factory=list)  # forgotten, already marked
     merged: int = 0  # how many of ``supersede`` are duplicates absorbed by a keeper
 
@@ -169,7 +177,7 @@ def plan_sweep(
         plan.keep.append(merged)
         for other in others:
             kept_as[other.id] = merged.id
-            plan.supersede.append((other.id, merged.id, now))
+            plan.supersede.append((other.id, merged.id, now, SupersedeReason.DUPLICATE))
             plan.merged += 1
     gone: set[str] = set(kept_as)
     for pair in contradictions:
@@ -178,7 +186,7 @@ def plan_sweep(
         if old_id == new_id or old_id in gone:
             continue
         gone.add(old_id)
-        plan.supersede.append((old_id, new_id, memory_time(new)))
+        plan.supersede.append((old_id, new_id, memory_time(new), SupersedeReason.CONTRADICTION))
     return plan
 
 
@@ -217,6 +225,7 @@ def archived(memory: Memory, now: datetime) -> Memory:
         status=MemoryStatus.SUPERSEDED,
         superseded_by=ARCHIVED,
         valid_to=now,
+        reason=SupersedeReason.ARCHIVED,
         updated_at=now,
         metadata={**memory.metadata, "archived": True},
     )

@@ -1,15 +1,17 @@
 """Maintenance: the long-term sweeps over one user's active memories, under the user's lease.
 
 1. duplicates: clusters of near-identical memories keep one, which takes the union of their
-   provenance; the others are superseded by it (``superseded_by`` = the kept id);
+   provenance; the others are superseded by it (``superseded_by`` = the kept id, reason
+   ``duplicate``);
 2. contradictions across weeks: the ambiguous pairs (see :mod:`.rules`) go to the LLM,
    at most ``max_llm_calls`` calls; the newer fact stays active, the older is superseded with
-   ``valid_to`` = the newer one's time;
+   ``valid_to`` = the newer one's time (reason ``contradiction``);
 3. forgetting (``maintenance.forgetting_enabled``, off by default): observations and raw turns
    older than ``forgetting_max_age_days`` whose importance x recency decay fell under the bar are
-   archived: superseded by nothing (``superseded_by="archived"``, ``metadata.archived=true``);
+   archived: superseded by nothing (``superseded_by="archived"``, reason ``archived``,
+   ``metadata.archived=true``);
 4. expiry (``maintenance.expire_covered_raw``, off by default): raw memories whose turns are all
-   covered by observations are superseded by the covering observation.
+   covered by observations are superseded by the covering observation (reason ``expired``).
 
 Insights are left alone: reflection keeps one per subject. Everything is computed first and
 written last (keepers, then supersessions, then archives); every step is idempotent, so a retry
@@ -30,7 +32,7 @@ from memlane.buffer.forgetting import WriteGuard, unguarded
 from memlane.config_sections import MaintenanceSettings
 from memlane.errors import LLMBadOutput
 from memlane.logging import get_logger
-from memlane.models import Memory, MemoryFilter, MemoryKind
+from memlane.models import Memory, MemoryFilter, MemoryKind, SupersedeReason
 from memlane.store.base import MemoryStore, list_all
 from memlane.text.tokens import detect_language
 from pipelines.fanout import Night, Senders, send_wave
@@ -144,8 +146,8 @@ def maintain_user(
 def _write(store: MemoryStore, user_id: str, plan: SweepPlan) -> None:
     if plan.keep:
         store.upsert(plan.keep)
-    for old_id, new_id, valid_to in plan.supersede:
-        store.supersede(user_id, [old_id], new_id, valid_to)
+    for old_id, new_id, valid_to, reason in plan.supersede:
+        store.supersede(user_id, [old_id], new_id, valid_to, reason)
     if plan.archive:
         store.upsert(plan.archive)
 
@@ -170,11 +172,11 @@ def _optional_policies(
     result: MaintenanceResult,
 ) -> None:
     """Forgetting and raw expiry, both off by default, on what the sweep left active."""
-    taken = {old for old, _, _ in plan.supersede}
+    taken = {old for old, *_ in plan.supersede}
     left = [m for m in memories if m.id not in taken]
     if settings.expire_covered_raw:
         for raw_id, obs_id in covered_raw(left):
-            plan.supersede.append((raw_id, obs_id, now))
+            plan.supersede.append((raw_id, obs_id, now, SupersedeReason.EXPIRED))
             taken.add(raw_id)
             result.expired += 1
     if settings.forgetting_enabled:

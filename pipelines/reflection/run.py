@@ -35,7 +35,7 @@ from memlane.buffer.forgetting import WriteGuard, unguarded
 from memlane.errors import Retryable
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
-from memlane.models import Memory, MemoryFilter, MemoryKind
+from memlane.models import Memory, MemoryFilter, MemoryKind, SupersedeReason
 from memlane.store.base import MemoryStore, list_all
 from memlane.text.tokens import detect_language
 from pipelines.fanout import Night, Senders, send_wave
@@ -208,7 +208,7 @@ def _write(
     if plan.insights:
         ports.store.upsert(plan.insights)
     for old_id, new_id in plan.supersede:
-        ports.store.supersede(user_id, [old_id], new_id, now)
+        ports.store.supersede(user_id, [old_id], new_id, now, SupersedeReason.REFLECTION)
     for i in range(0, len(plan.observations), 500):
         ports.store.upsert(plan.observations[i : i + 500])
     result.written = [m.id for m in plan.insights]

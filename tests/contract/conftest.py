@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.config_sections import LimitSettings
 from memlane.store import MemoryStore, build_store
@@ -51,3 +52,38 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemoryStor
         yield from _sqlite_store(tmp_path)
     else:
         yield from _elasticsearch_store(request)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
+def make_client(
+    request: pytest.FixtureRequest,
+    make_settings: Callable[..., Settings],
+    redis_client: object,  # the test's Redis keys are removed afterwards
+) -> Iterator[Callable[[str], MemoryClient]]:
+    """Build MemoryClients on fresh stores of each backend: ``make_client("b")`` is a client
+    on its own empty store (SQLite file or ES index) sharing the test's Redis; all closed
+    afterwards."""
+    clients: list[MemoryClient] = []
+
+    def build(name: str = "main") -> MemoryClient:
+        if request.param == "sqlite":
+            settings = make_settings(data_dir=str(Path(make_settings().data_dir) / name))
+        else:
+            es_url: str = request.getfixturevalue("es_url")
+            index = f"{request.getfixturevalue('es_index')}-{name}"
+            settings = make_settings(
+                store={"backend": "elasticsearch", "es_url": es_url, "es_index": index}
+            )
+        client = MemoryClient(settings)
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[[str], MemoryClient]) -> MemoryClient:
+    """A MemoryClient on an empty store of each backend, with real Redis and embedder."""
+    return make_client("main")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from memlane.client import MemoryClient
 from memlane.models import Memory, MemoryKind
 
 DIMS = 384  # the settings default (multilingual-e5-small)
@@ -52,3 +53,11 @@ def make_memory(
         embedding=vector(seed) if seed is not None else None,
         **fields,
     )
+
+
+def stored(client: MemoryClient, memories: list[Memory]) -> list[Memory]:
+    """Write memories through the client's store, each embedded by the client's real model."""
+    vectors = client.services.embedder.embed_passages([m.content for m in memories])
+    embedded = [m.replace(embedding=list(v)) for m, v in zip(memories, vectors, strict=True)]
+    client.services.store.upsert(embedded)
+    return embedded

@@ -15,6 +15,7 @@ from memlane.models import (
     MemoryFilter,
     MemoryKind,
     MemoryStatus,
+    SupersedeReason,
     TimeField,
     TimeGranularity,
     TimeWindow,
@@ -24,6 +25,7 @@ from memlane.store.codec import memory_to_doc
 from tests.contract.factories import BASE_TIME, DIMS, make_memory, near, vector
 
 EVERYTHING = MemoryFilter(include_superseded=True)
+CONTRADICTION = SupersedeReason.CONTRADICTION
 
 
 def ids_of(items: Sequence[Memory]) -> list[str]:
@@ -413,7 +415,7 @@ def test_supersede_hides_by_default_and_records_why(store: MemoryStore) -> None:
     """Superseded memories stay as history with superseded_by and valid_to set."""
     store.upsert([make_memory("shared old", mem_id="old"), make_memory("shared new", mem_id="new")])
     valid_to = datetime(2024, 11, 1, 12, tzinfo=UTC)
-    assert store.supersede("u1", ["old", "missing"], "new", valid_to) == 1
+    assert store.supersede("u1", ["old", "missing"], "new", valid_to, CONTRADICTION) == 1
     assert matching(store, MemoryFilter()) == {"new"}
     assert matching(store, MemoryFilter(include_superseded=True)) == {"old", "new"}
     (old,) = store.get("u1", ["old"])
@@ -440,7 +442,7 @@ def test_delete_removes_only_the_given_ids(store: MemoryStore) -> None:
 def test_delete_user_leaves_nothing_and_can_rerun(store: MemoryStore) -> None:
     """After forget: count 0, empty list, empty search; again is harmless; others intact."""
     store.upsert([make_memory(f"shared {i}", mem_id=f"m{i}", seed=i) for i in range(5)])
-    store.supersede("u1", ["m0"], "m1", BASE_TIME)
+    store.supersede("u1", ["m0"], "m1", BASE_TIME, CONTRADICTION)
     store.upsert([make_memory("shared other", user_id="u2", mem_id="m0")])
     assert store.delete_user("u1") == 5
     assert total(store) == 0
@@ -535,7 +537,7 @@ def test_every_method_refuses_a_malformed_user_id(store: MemoryStore, user_id: s
         lambda: store.count(user_id),
         lambda: store.delete(user_id, ["m"]),
         lambda: store.delete_user(user_id),
-        lambda: store.supersede(user_id, ["m"], "n", BASE_TIME),
+        lambda: store.supersede(user_id, ["m"], "n", BASE_TIME, CONTRADICTION),
     ]
     for call in calls:
         with pytest.raises(InvalidInput) as err:

@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from memlane.datadir import is_locked
+from tests.support.api_proc import free_port
 
 
 def _redis_socket(proc: subprocess.Popen[str]) -> str:
@@ -38,6 +39,7 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLANE_")}
     env["MEMLANE_DATA_DIR"] = str(data)
+    env["MEMLANE_SERVICE__PORT"] = str(free_port())  # the HTTP API child; tests run side by side
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "up", "--concurrency", "2"],
         env=env,

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from memlane.buffer.usage import UsageRecorder
 from memlane.config import Settings
-from memlane.models import MemoryKind, MemoryStatus, TimeGranularity
+from memlane.models import MemoryKind, MemoryStatus, SupersedeReason, TimeGranularity
 from memlane.retrieval.context import format_context
 from pipelines.extraction.rules import PAIR_RULES, PairLimits
 from pipelines.extraction.run import ExtractorOptions
@@ -214,6 +214,7 @@ def test_moving_supersedes_the_old_city(rig: LLMRig, llm_server: LLMServer) -> N
     old = rig.one("ub", lambda m: m.id == beijing.id)
     assert old.status is MemoryStatus.SUPERSEDED
     assert old.superseded_by == shanghai.id and old.valid_to == shanghai.event_time
+    assert old.reason is SupersedeReason.CONTRADICTION
     assert shanghai.status is MemoryStatus.ACTIVE
     assert shanghai.time_granularity is TimeGranularity.MONTH
     assert shanghai.event_time is not None
@@ -277,6 +278,10 @@ def test_a_near_duplicate_merges_provenance(rig: LLMRig, llm_server: LLMServer) 
     assert only.content == "用户爱好是吉他。"
     assert only.source_turn_ids == [first[0], second[0]]
     assert only.importance == 0.9
+    [version] = rig.client.memory_history("ud", only.id)  # the merge shows in history
+    [merge] = version.merges
+    assert merge.source_turn_ids == (second[0],)
+    assert merge.batch_id is not None and merge.batch_id != only.batch_id
     assert (rig.extraction_calls(), rig.arbitration_calls()) == (2, 0)
 
 

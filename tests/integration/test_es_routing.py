@@ -20,7 +20,7 @@ from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.constants import ES_INDEX_VERSION
 from memlane.errors import StoreError
-from memlane.models import Memory, MemoryFilter
+from memlane.models import Memory, MemoryFilter, SupersedeReason
 from memlane.store import SearchQuery
 from memlane.store import es_mapping as m
 from memlane.store.elasticsearch import ElasticsearchStore
@@ -104,7 +104,12 @@ def test_every_store_operation_finds_ids_with_separators(es_settings: Settings) 
             assert [x.id for x in store.list(user).memories] == ["m1", "m2"], user
             assert store.count(user) == 2, user
         for user in ODD_USERS:
-            assert store.supersede(user, ["m1"], "m2", BASE_TIME + timedelta(days=1)) == 1
+            assert (
+                store.supersede(
+                    user, ["m1"], "m2", BASE_TIME + timedelta(days=1), SupersedeReason.EDITED
+                )
+                == 1
+            )
             assert store.count(user) == 1 and store.count(user, every) == 2, user
             assert store.get(user, ["m1"])[0].superseded_by == "m2"
             assert store.delete(user, ["m2"]) == 1, user
@@ -145,8 +150,9 @@ def _build_v1_index(admin: Elasticsearch, alias: str, shards: int) -> dict[str, 
     written: dict[str, list[Memory]] = {}
     lines: list[dict[str, Any]] = []
     for i, user in enumerate(_all_users()):
-        written[user] = [
-            mem.replace(created_at=BASE_TIME, updated_at=BASE_TIME) for mem in _memories(user, i)
+        written[user] = [  # as read back: stores give every version a valid_from
+            mem.replace(created_at=BASE_TIME, updated_at=BASE_TIME, valid_from=mem.recorded_at)
+            for mem in _memories(user, i)
         ]
         for mem in written[user]:
             meta = {"_index": index, "_id": m.doc_id(user, mem.id), "routing": user}

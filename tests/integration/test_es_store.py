@@ -13,7 +13,7 @@ from elasticsearch import BadRequestError, Elasticsearch
 from memlane.config import Settings, load_settings
 from memlane.constants import ES_INDEX_VERSION
 from memlane.errors import Retryable, StoreUnavailable
-from memlane.models import MemoryFilter
+from memlane.models import MemoryFilter, SupersedeReason
 from memlane.store import SearchQuery
 from memlane.store.elasticsearch import ElasticsearchStore
 from memlane.store.es_mapping import routing
@@ -144,7 +144,7 @@ def test_migrate_copies_everything_and_swaps_the_alias(
         for i in range(45)
     ]
     store.upsert(memories)
-    store.supersede("user0", ["m0"], "m3", memories[0].recorded_at)
+    store.supersede("user0", ["m0"], "m3", memories[0].recorded_at, SupersedeReason.CONTRADICTION)
     before = {
         u: store.list(u, MemoryFilter(include_superseded=True)).memories
         for u in ("user0", "user1", "user2")

@@ -12,7 +12,7 @@ import pytest
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.config_sections import MaintenanceSettings
-from memlane.models import MemoryKind, MemoryStatus
+from memlane.models import MemoryKind, MemoryStatus, SupersedeReason
 from memlane.services import Services
 from pipelines.maintenance.rules import ARCHIVED
 from pipelines.maintenance.run import MaintenanceResult, maintain_user
@@ -87,6 +87,7 @@ def test_a_planted_duplicate_pair_is_merged_with_both_provenances(
     assert kept.status is MemoryStatus.ACTIVE
     assert set(kept.source_turn_ids) == set(a.source_turn_ids) | set(b.source_turn_ids)
     assert gone.status is MemoryStatus.SUPERSEDED and gone.superseded_by == a.id
+    assert gone.reason is SupersedeReason.DUPLICATE
     assert stored[other.id].status is MemoryStatus.ACTIVE
     assert sweep(svc, "m1").merged == 0  # idempotent
     assert llm_server.chat_calls == 0
@@ -107,6 +108,7 @@ def test_a_contradiction_three_weeks_apart_keeps_the_newer_fact(
     assert stored[old.id].status is MemoryStatus.SUPERSEDED
     assert stored[old.id].superseded_by == new.id
     assert stored[old.id].valid_to == new.recorded_at
+    assert stored[old.id].reason is SupersedeReason.CONTRADICTION
     active = svc.store.list("m2").memories
     assert [m.id for m in active] == [new.id]
 
@@ -147,6 +149,7 @@ def test_forgetting_is_off_by_default_and_archives_old_unimportant_memories_when
         gone = stored[trivial.id]
         assert gone.status is MemoryStatus.SUPERSEDED and gone.superseded_by == ARCHIVED
         assert gone.metadata["archived"] is True
+        assert gone.reason is SupersedeReason.ARCHIVED
         assert stored[core.id].status is MemoryStatus.ACTIVE
         assert stored[recent.id].status is MemoryStatus.ACTIVE
 
@@ -165,4 +168,5 @@ def test_raw_memories_covered_by_observations_expire_only_when_enabled(
         assert sweep(svc, "m5", expire_covered_raw=True).expired == 1
         stored = {m.id: m for m in everything(svc, "m5")}
         assert stored[raw.id].superseded_by == obs.id
+        assert stored[raw.id].reason is SupersedeReason.EXPIRED
         assert stored[lone.id].status is MemoryStatus.ACTIVE

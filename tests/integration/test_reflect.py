@@ -19,7 +19,7 @@ from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.errors import LLMBadOutput, LLMUnavailable
-from memlane.models import Memory, MemoryKind, MemoryStatus
+from memlane.models import Memory, MemoryKind, MemoryStatus, SupersedeReason
 from memlane.services import Services
 from pipelines.reflection.rules import TAG_REFLECTED, TAG_SUBJECT
 from pipelines.reflection.run import ReflectionResult, ReflectOptions, reflect_user
@@ -189,6 +189,7 @@ def test_new_evidence_makes_a_new_version_and_keeps_the_old_as_history(any_rig: 
     new = next(m for m in jobs if m.status is MemoryStatus.ACTIVE)
     stored_old = next(m for m in jobs if m.id == old.id)
     assert stored_old.status is MemoryStatus.SUPERSEDED and stored_old.superseded_by == new.id
+    assert stored_old.reason is SupersedeReason.REFLECTION
     assert stored_old.content == old.content  # history kept, not overwritten
     assert new.metadata["evidence_count"] == 11 and "架构师" in new.content
     assert len(insights(rig, "u3", active_only=True)) == 3

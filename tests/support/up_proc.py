@@ -21,6 +21,7 @@ import psutil
 
 from memlane.buffer.embedded import socket_path
 from memlane.config import Settings, load_settings
+from tests.support.api_proc import free_port
 from tests.support.worker_proc import ROOT, wait_until, worker_settings_overrides
 
 FAST: dict[str, Any] = worker_settings_overrides()["batching"]
@@ -33,6 +34,7 @@ def up_env(data_dir: Path, **extra: object) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["MEMLANE_DATA_DIR"] = str(data_dir)
     values: dict[str, object] = {f"batching__{k}": v for k, v in FAST.items()}
+    values["service__port"] = free_port()  # memlane up's HTTP API; tests may run side by side
     values.update(extra)
     env.update({f"MEMLANE_{k.upper()}": str(v) for k, v in values.items()})
     return env
@@ -81,6 +83,12 @@ class Up:
     args: list[str] = field(default_factory=lambda: ["--concurrency", "1"])
     env_extra: dict[str, object] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    api_port: int = field(default_factory=free_port)
+
+    @property
+    def api_url(self) -> str:
+        """Where this supervisor's HTTP API listens."""
+        return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> Up:
         """Start the supervisor (appending to its log)."""
@@ -88,7 +96,7 @@ class Up:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "worker.cli", "up", *self.args],
-                env=up_env(self.data_dir, **self.env_extra),
+                env=up_env(self.data_dir, **{"service__port": self.api_port, **self.env_extra}),
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -116,7 +124,7 @@ class Up:
         def ready() -> dict[str, int] | None:
             assert self.proc is not None and self.proc.poll() is None, self.log_tail()
             state = self.state()
-            if not state or set(state["children"]) != {"redis", "worker", "beat"}:
+            if not state or set(state["children"]) != {"redis", "worker", "beat", "api"}:
                 return None
             pids = {k: v["pid"] for k, v in state["children"].items()}
             pool = tree(pids["worker"])

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
-from memlane.models import Memory, MemoryKind, MemoryStatus, TimeGranularity
+from memlane.models import (
+    Memory,
+    MemoryKind,
+    MemoryStatus,
+    MergeRecord,
+    SupersedeReason,
+    TimeGranularity,
+)
 from memlane.store.codec import DATE_FIELDS, memory_from_doc, memory_to_doc
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -29,6 +36,9 @@ def full_memory() -> Memory:
         status=MemoryStatus.SUPERSEDED,
         superseded_by="o-2",
         valid_to=datetime(2024, 11, 1, tzinfo=UTC),
+        reason=SupersedeReason.REFLECTION,
+        valid_from=datetime(2024, 10, 27, 8, tzinfo=SHANGHAI),
+        merges=[MergeRecord("b-0", ("t-0",), datetime(2024, 10, 27, 9, tzinfo=UTC))],
         source_turn_ids=["t-1", "t-2"],
         session_id="s1",
         batch_id="b-1",
@@ -52,12 +62,23 @@ def test_round_trip_through_json() -> None:
 
 
 def test_minimal_memory_round_trips_with_defaults() -> None:
-    """Optional fields stay None or empty."""
+    """Optional fields stay None or empty; valid_from defaults to recorded_at."""
     memory = Memory("c-1", "u1", MemoryKind.CUSTOM, "hi", datetime(2024, 1, 1, tzinfo=UTC))
     back = memory_from_doc(memory_to_doc(memory))
-    assert back == memory
+    assert back == memory.replace(valid_from=memory.recorded_at)
     assert back.event_time is None
     assert back.status is MemoryStatus.ACTIVE
+    assert back.reason is None and back.merges == []
+
+
+def test_a_document_from_before_versions_reads_with_defaults() -> None:
+    """A stored doc without reason, valid_from or merges reads as valid from recorded_at."""
+    doc = memory_to_doc(full_memory())
+    for name in ("reason", "valid_from", "merges"):
+        del doc[name]
+    back = memory_from_doc(doc)
+    assert back.valid_from == back.recorded_at
+    assert back.reason is None and back.merges == []
 
 
 def test_dates_are_iso_strings_and_enums_are_values() -> None:

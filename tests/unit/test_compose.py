@@ -21,8 +21,8 @@ def _env(service: str) -> dict[str, str]:
 
 
 def test_services_are_all_there() -> None:
-    """Redis, Elasticsearch, worker and beat."""
-    assert set(COMPOSE["services"]) == {"redis", "elasticsearch", "worker", "beat"}
+    """Redis, Elasticsearch, worker, beat and the HTTP API."""
+    assert set(COMPOSE["services"]) == {"redis", "elasticsearch", "worker", "beat", "api"}
 
 
 def test_redis_has_aof_and_noeviction() -> None:
@@ -40,7 +40,7 @@ def test_elasticsearch_is_8x_single_node() -> None:
 
 def test_every_memlane_variable_is_a_real_setting() -> None:
     """Each MEMLANE_* variable of worker and beat validates as a setting (typos fail)."""
-    for service in ("worker", "beat"):
+    for service in ("worker", "beat", "api"):
         env = {k: v for k, v in _env(service).items() if k.startswith("MEMLANE_")}
         assert env, service
         for name, value in env.items():
@@ -52,7 +52,18 @@ def test_every_memlane_variable_is_a_real_setting() -> None:
 
 def test_no_secret_values_in_the_file() -> None:
     """Keys come from the caller's environment; the file only forwards them."""
-    for service in ("worker", "beat"):
+    for service in ("worker", "beat", "api"):
         for name, raw in (COMPOSE["services"][service]["environment"] or {}).items():
             if name.endswith(("API_KEY", "PASSWORD")):
                 assert str(raw).startswith("${"), name
+
+
+def test_api_serves_memlane_serve_on_loopback_with_a_readiness_check() -> None:
+    """The api service runs `memlane serve`, is published on the host's loopback only, and its
+    health check is /readyz (Redis and the store answer)."""
+    api = COMPOSE["services"]["api"]
+    assert api["command"][:2] == ["memlane", "serve"]
+    port = api["command"][api["command"].index("--port") + 1]
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
+    assert set(api["depends_on"]) == {"redis", "elasticsearch"}

@@ -137,7 +137,7 @@ def test_source_adds_derived_fields_and_reading_drops_them() -> None:
     assert "吉他" in source["search_text"].split()
     assert source["metadata_kv"] == ["n=3", "ok=true"]
     back = m.from_source(source)
-    assert back == memory
+    assert back == memory.replace(valid_from=memory.recorded_at)
 
 
 def test_metadata_term_escapes_the_separator() -> None:

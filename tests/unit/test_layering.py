@@ -1,5 +1,8 @@
-"""Import direction memlane <- pipelines <- tasks <- worker; inside memlane, a declared order of
-sub-packages; inside tasks, no task module imports another; no celery below tasks.
+"""Import direction memlane <- pipelines <- tasks <- worker/service; inside memlane, a declared
+order of sub-packages; inside tasks, no task module imports another; no celery below tasks.
+
+``service`` (the HTTP and MCP surface) sits on the top floor beside ``worker`` and imports only
+``memlane``; ``worker`` may import it (``memlane serve`` is a command of the CLI).
 
 The layers of ``memlane/`` (each may import itself and the layers it lists, nothing else)::
 
@@ -10,6 +13,8 @@ The layers of ``memlane/`` (each may import itself and the layers it lists, noth
     store      memlane/store      <- core, text (the stores tokenise; fusion lives here)
     buffer     memlane/buffer     <- core, text, llm (usage counts an llm.Usage)
     retrieval  memlane/retrieval  <- core, text, llm, store, buffer
+    memories   memlane/memories   <- core, text, llm, store, buffer (the memory API: list, get,
+                                     edit, delete, history, export, users)
     top        client, memory_chat, importer, services and the package itself <- everything
 
 Fusion (``memlane.store.fusion``) and tokenisation (``memlane.text``) sit below retrieval because
@@ -29,7 +34,8 @@ ALLOWED = {
     "memlane": {"memlane"},
     "pipelines": {"memlane", "pipelines"},
     "tasks": {"memlane", "pipelines", "tasks"},
-    "worker": {"memlane", "tasks", "worker"},
+    "worker": {"memlane", "tasks", "worker", "service"},
+    "service": {"memlane", "service"},
 }
 PROJECT = set(ALLOWED)
 
@@ -54,7 +60,8 @@ MEMLANE_LAYERS: dict[str, set[str]] = {
     "store": {"core", "text"},
     "buffer": {"core", "text", "llm"},
     "retrieval": {"core", "text", "llm", "store", "buffer"},
-    "top": {"core", "text", "llm", "store", "buffer", "retrieval"},
+    "memories": {"core", "text", "llm", "store", "buffer"},
+    "top": {"core", "text", "llm", "store", "buffer", "retrieval", "memories"},
 }
 # The one module of tasks/ that the task modules may import: the app, its wiring, sending.
 TASKS_SHARED = "tasks.app"
@@ -112,9 +119,9 @@ def test_package_imports_only_the_layers_below(package: str) -> None:
     assert bad == {}
 
 
-@pytest.mark.parametrize("package", ["memlane", "pipelines"])
+@pytest.mark.parametrize("package", ["memlane", "pipelines", "service"])
 def test_no_celery_below_tasks(package: str) -> None:
-    """The core library and the pipelines never import celery or kombu."""
+    """The core library, the pipelines and the service never import celery or kombu."""
     offenders = [
         str(p.relative_to(ROOT))
         for p in (ROOT / package).rglob("*.py")

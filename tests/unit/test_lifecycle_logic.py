@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from memlane.errors import LLMBadOutput
-from memlane.models import Memory, MemoryKind, MemoryStatus
+from memlane.models import Memory, MemoryKind, MemoryStatus, SupersedeReason
 from pipelines.maintenance.rules import (
     SweepOptions,
     classify_pairs,
@@ -144,9 +144,9 @@ def test_plan_sweep_merges_provenance_and_resolves_contradictions_to_keepers() -
     assert [m.id for m in plan.keep] == ["m0"] and plan.keep[0].source_turn_ids == ["t0", "t1"]
     assert plan.merged == 1
     assert plan.supersede == [
-        ("m1", "m0", T),
-        ("m0", "m3", memories[3].recorded_at),
-        ("m2", "m3", memories[3].recorded_at),
+        ("m1", "m0", T, SupersedeReason.DUPLICATE),
+        ("m0", "m3", memories[3].recorded_at, SupersedeReason.CONTRADICTION),
+        ("m2", "m3", memories[3].recorded_at, SupersedeReason.CONTRADICTION),
     ]
 
 

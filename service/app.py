@@ -1,0 +1,59 @@
+"""The FastAPI application: one route per ``MemoryClient`` method under ``/v1``.
+
+``create_app(settings)`` builds it without connecting to anything; connections are made on the
+first request. ``memlane serve`` runs it under uvicorn (:mod:`service.server`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from memlane import MemoryClient, Settings
+from memlane.redaction import Redactor
+from service import routes_health, routes_memories, routes_users
+from service.context import ServiceContext
+from service.errors import install_error_handlers
+from service.paths import EncodedSlashes
+from service.specs import ERRORS, build_openapi
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings, client: MemoryClient | None = None) -> FastAPI:
+    """The HTTP service for ``settings`` (``client`` is closed with the app only if made here)."""
+    owned = client is None
+    ctx = ServiceContext(settings, client or MemoryClient(settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await ctx.auth.close()
+        if owned:
+            ctx.client.close()
+
+    app = FastAPI(
+        title="memlane",
+        version=API_VERSION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app, Redactor.from_settings(settings), settings.service.retry_after_s)
+    app.include_router(routes_health.router)
+    for router in (routes_users.router, routes_memories.router):
+        app.include_router(router, responses=ERRORS)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(EncodedSlashes)
+    return app

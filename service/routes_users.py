@@ -1,0 +1,132 @@
+"""Routes over what ``MemoryClient`` did before the memory API: push, search, flush, forget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from memlane.errors import InvalidInput
+from service import schemas as s
+from service.body import to_datetime, to_time_range
+from service.context import Caller, Ctx
+from service.serialize import result_json
+from service.specs import body_of
+
+router = APIRouter(prefix="/v1/users/{user}", tags=["users"])
+MAX_FLUSH_WAIT_S = 120.0
+
+
+@router.post(
+    "/turns",
+    status_code=202,
+    response_model=s.PushTurnsResponse,
+    openapi_extra=body_of(s.PushTurnsRequest),
+    summary="Push chat turns (MemoryClient.add_turns)",
+)
+async def push_turns(user: str, request: Request, ctx: Ctx, who: Caller) -> JSONResponse:
+    """Validate and buffer turns; returns their ids at once (consolidation runs in workers).
+
+    A turn whose ``turn_id`` was pushed before is a no-op. A bad turn refuses the whole call
+    (422 naming the field) and nothing is written.
+    """
+    body = await ctx.json_body(request, ("turns", "session_id"), ("turns",))
+    uid = ctx.inside(who, user)
+    ids = await ctx.call(ctx.client.add_turns, uid, body["turns"], body.get("session_id"))
+    # A Response skips FastAPI's re-validation through the response model (documentation
+    # only here): the hot path's bodies are already plain JSON.
+    return JSONResponse({"turn_ids": ids}, 202)
+
+
+@router.post(
+    "/search",
+    response_model=s.SearchResponse,
+    openapi_extra=body_of(s.SearchRequest),
+    summary="Search the user's memories (MemoryClient.retrieve)",
+)
+async def search(user: str, request: Request, ctx: Ctx, who: Caller) -> JSONResponse:
+    """The user's memories most relevant to ``query``, best first, each with its explanation."""
+    allowed = ("query", "top_k", "kinds", "time_range", "now", "include_pending", "rerank")
+    body = await ctx.json_body(request, allowed, ("query",))
+    uid = ctx.inside(who, user)
+    results = await ctx.call(
+        ctx.client.retrieve,
+        uid,
+        body["query"],
+        top_k=body.get("top_k"),
+        kinds=body.get("kinds"),
+        time_range=to_time_range(body.get("time_range")),
+        now=to_datetime(body.get("now"), "now"),
+        include_pending=body.get("include_pending", False),
+        rerank=body.get("rerank"),
+    )
+    return JSONResponse({"results": [result_json(r, who) for r in results]})
+
+
+@router.post(
+    "/flush",
+    response_model=s.FlushResponse,
+    openapi_extra=body_of(s.FlushRequest),
+    summary="Consolidate the user's turns now (MemoryClient.flush)",
+)
+async def flush(user: str, request: Request, ctx: Ctx, who: Caller) -> dict[str, Any]:
+    """Ask for consolidation now; with ``wait`` (default) wait until it is done or ``timeout``."""
+    body = await ctx.json_body(request, ("wait", "timeout"))
+    uid = ctx.inside(who, user)
+    wait = body.get("wait", True)
+    timeout = body.get("timeout", 30.0)
+    if not isinstance(wait, bool):
+        raise InvalidInput("wait", f"must be true or false, got {type(wait).__name__}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InvalidInput("timeout", "must be a number of seconds")
+    if not 0 <= timeout <= MAX_FLUSH_WAIT_S:
+        raise InvalidInput("timeout", f"must be between 0 and {MAX_FLUSH_WAIT_S:.0f} seconds")
+    done = await ctx.call(ctx.client.flush, uid, wait, float(timeout))
+    return {"flushed": done}
+
+
+@router.delete(
+    "",
+    response_model=s.ForgetResponse,
+    summary="Forget the user: memories, buffered turns, everything (MemoryClient.forget_user)",
+)
+async def forget(user: str, ctx: Ctx, who: Caller) -> dict[str, Any]:
+    """Delete everything about the user. Forget wins over any worker busy with the user."""
+    uid = ctx.inside(who, user)
+    return {"deleted": await ctx.call(ctx.client.forget_user, uid)}
+
+
+@router.get(
+    "/pending",
+    response_model=s.PendingResponse,
+    summary="Turns waiting for consolidation (MemoryClient.pending, .watermark)",
+)
+async def pending(user: str, ctx: Ctx, who: Caller) -> dict[str, Any]:
+    """How many of the user's turns are buffered, and the last consolidated stream id."""
+    uid = ctx.inside(who, user)
+
+    def read() -> dict[str, Any]:
+        return {
+            "user_id": who.outside(uid),
+            "pending": ctx.client.pending(uid),
+            "watermark": ctx.client.watermark(uid),
+        }
+
+    return await ctx.call(read)
+
+
+@router.post(
+    "/memories",
+    status_code=201,
+    response_model=s.ImportMemoriesResponse,
+    openapi_extra=body_of(s.ImportMemoriesRequest),
+    summary="Import ready-made memories (MemoryClient.import_memories)",
+)
+async def import_memories(user: str, request: Request, ctx: Ctx, who: Caller) -> dict[str, Any]:
+    """Validate every memory first (nothing written if one is bad), embed, upsert by id."""
+    body = await ctx.json_body(request, ("memories", "now"), ("memories",))
+    uid = ctx.inside(who, user)
+    now = to_datetime(body.get("now"), "now")
+    ids = await ctx.call(ctx.client.import_memories, uid, body["memories"], now)
+    return {"ids": ids}
