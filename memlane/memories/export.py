@@ -4,7 +4,7 @@ Both directions keep memory flat whatever the user's size:
 
 - export streams a store snapshot (a PIT on Elasticsearch, one read transaction on SQLite) a
   page at a time; the header's counts come from the same snapshot;
-- import validates every line first, spooling the parsed memories to a temporary file (the
+- import validates every line first, spooling the checked lines to a temporary file (the
   input may be a one-shot stream, such as an HTTP body), and only then writes them in chunks,
   embedding those without a vector (an export made without embeddings). Nothing is written
   if any line is bad. Ids and every field are kept, so importing the same export again changes
@@ -28,13 +28,13 @@ from memlane.memories.export_format import (
     Header,
     header_line,
     memory_line,
+    memory_of_line,
     parse_header,
     parse_json,
     parse_memory,
 )
 from memlane.memories.ports import MemoryServices
 from memlane.models import Memory
-from memlane.store.codec import memory_from_doc, memory_to_doc
 
 IMPORT_CHUNK = 500  # memories per store write (and per embedding batch) on import
 
@@ -57,16 +57,16 @@ def import_lines(services: MemoryServices, user_id: str, lines: Iterable[str]) -
     """Validate every line of an export, then write its memories to ``user_id``; how many."""
     if isinstance(lines, str | bytes):
         raise InvalidInput("lines", "must be an iterable of lines, not one string")
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as spool:
         header = _validate_into(services, user_id, lines, spool)
         spool.seek(0)
-        return _write_from(services, spool, embed=not header.embeddings)
+        return _write_from(services, user_id, spool, embed=not header.embeddings)
 
 
 def _validate_into(
     services: MemoryServices, user_id: str, lines: Iterable[str], spool: IO[str]
 ) -> Header:
-    """Parse and check every line; the valid memories go to ``spool``, one JSON doc a line."""
+    """Parse and check every line; the memory lines go to ``spool``, one per line."""
     settings = services.settings
     dims = settings.embedding.dims
     header: Header | None = None
@@ -79,9 +79,12 @@ def _validate_into(
         if header is None:
             header = parse_header(obj, dims, where)
             continue
-        memory = parse_memory(obj, header, user_id, dims, settings.limits, where)
-        doc = memory_to_doc(memory, with_embedding=True)
-        spool.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        parse_memory(obj, header, user_id, dims, settings.limits, where)
+        # The checked line itself is spooled. A raw CR or LF in valid JSON can only be
+        # whitespace between tokens (json.loads refuses them inside strings), so turning them
+        # into spaces keeps the object on one spool line.
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        spool.write(text.strip().replace("\r", " ").replace("\n", " ") + "\n")
         found += 1
     if header is None:
         raise InvalidInput("lines", "empty: an export starts with its header line")
@@ -92,11 +95,11 @@ def _validate_into(
     return header
 
 
-def _write_from(services: MemoryServices, spool: IO[str], embed: bool) -> int:
+def _write_from(services: MemoryServices, user_id: str, spool: IO[str], embed: bool) -> int:
     written = 0
     chunk: list[Memory] = []
     for line in spool:
-        chunk.append(memory_from_doc(json.loads(line)))
+        chunk.append(memory_of_line(json.loads(line), user_id))
         if len(chunk) == IMPORT_CHUNK:
             written += _write(services, chunk, embed)
             chunk = []

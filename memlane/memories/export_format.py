@@ -9,10 +9,11 @@ Parsing validates everything and names the offending line and field: ``lines[3].
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from memlane.config_sections import LimitSettings
 from memlane.errors import InvalidInput
@@ -135,11 +136,7 @@ def _check_types(obj: dict[str, Any], where: str) -> None:
     if not isinstance(obj.get("metadata", {}), dict):
         raise InvalidInput(f"{where}.metadata", "must be an object")
     embedding = obj.get("embedding")
-    if embedding is not None and (
-        not isinstance(embedding, list)
-        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in embedding)
-        or not all(math.isfinite(x) for x in embedding)
-    ):
+    if embedding is not None and not _finite_vector(embedding):
         raise InvalidInput(f"{where}.embedding", "must be a list of finite numbers or null")
     merges = obj.get("merges", [])
     if not isinstance(merges, list) or not all(
@@ -151,6 +148,17 @@ def _check_types(obj: dict[str, Any], where: str) -> None:
         for r in merges
     ):
         raise InvalidInput(f"{where}.merges", "must be a list of merge records")
+
+
+def _finite_vector(value: object) -> bool:
+    """A flat list of finite numbers (checked in numpy: vectors are most of an export)."""
+    if not isinstance(value, list):
+        return False
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nesting
+        return False
+    return array.ndim == 1 and array.dtype.kind in "iuf" and bool(np.isfinite(array).all())
 
 
 def _check_enums(obj: dict[str, Any], where: str) -> None:
@@ -165,6 +173,13 @@ def _check_enums(obj: dict[str, Any], where: str) -> None:
             continue
         if not isinstance(value, str) or value not in {e.value for e in enum}:
             raise InvalidInput(f"{where}.{name}", f"unknown {name} {value!r}")
+
+
+def memory_of_line(obj: dict[str, Any], user_id: str) -> Memory:
+    """A memory line already checked by :func:`parse_memory`, as a memory of ``user_id``."""
+    doc = {k: v for k, v in obj.items() if k != "type"}
+    doc["user_id"] = user_id
+    return memory_from_doc(doc)
 
 
 def parse_memory(
@@ -183,10 +198,8 @@ def parse_memory(
         raise InvalidInput(f"{where}.user_id", "differs from the header's user_id")
     _check_types(obj, where)
     _check_enums(obj, where)
-    doc = {k: v for k, v in obj.items() if k != "type"}
-    doc["user_id"] = user_id
     try:
-        memory = memory_from_doc(doc)
+        memory = memory_of_line(obj, user_id)
     except (ValueError, TypeError, KeyError) as e:
         raise InvalidInput(where, f"is not a valid memory: {e}") from e
     validate_memory(memory, dims, limits, where)

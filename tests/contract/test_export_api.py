@@ -260,3 +260,17 @@ def test_list_users_refuses_bad_parameters(
     with pytest.raises(InvalidInput) as err:
         client.list_users(**kwargs)
     assert err.value.field == field
+
+
+def test_import_reads_bytes_crlf_and_json_whitespace(client: MemoryClient) -> None:
+    """Lines as UTF-8 bytes, with CRLF endings or line breaks as JSON whitespace, import the
+    same memories (a one-shot iterator is enough)."""
+    stored(client, _rich())
+    before = _docs(client)
+    lines = _lines(client, embeddings=True)
+    odd = [
+        line.replace('", "', '",\r\n "', 2).replace("\n", "\r\n").encode("utf-8") for line in lines
+    ]
+    assert client.import_user("copy", iter(odd)) == 4  # type: ignore[arg-type]
+    copied = _docs(client, "copy")
+    assert {k: {**d, "user_id": "u1"} for k, d in copied.items()} == before
