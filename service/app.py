@@ -16,6 +16,7 @@ from memlane import MemoryClient, Settings
 from memlane.redaction import Redactor
 from service import routes_health, routes_memories, routes_users
 from service.context import ServiceContext
+from service.docs_page import install_docs
 from service.errors import install_error_handlers
 from service.paths import EncodedSlashes
 from service.specs import ERRORS, build_openapi
@@ -39,12 +40,13 @@ def create_app(settings: Settings, client: MemoryClient | None = None) -> FastAP
         title="memlane",
         version=API_VERSION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by service.docs_page, with local assets (no CDN)
         redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.ctx = ctx
     install_error_handlers(app, Redactor.from_settings(settings), settings.service.retry_after_s)
+    install_docs(app, "/openapi.json", "memlane API")
     app.include_router(routes_health.router)
     for router in (routes_users.router, routes_memories.router):
         app.include_router(router, responses=ERRORS)

@@ -9,6 +9,7 @@ Every 4xx path is here: 400, 401, 404, 413, 422, 429 (404 for memories in
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -409,3 +410,30 @@ def test_the_served_openapi_is_the_committed_one(server: ApiServer) -> None:
         page = anon.get("/docs")
     assert served == json.loads(DOC_PATH.read_text(encoding="utf-8"))
     assert page.status_code == 200 and "swagger" in page.text.lower()
+
+
+def test_the_docs_page_and_every_file_it_references_come_from_the_service(
+    server: ApiServer,
+) -> None:
+    """/docs names only URLs of the service itself (no CDN, no validator badge), and each of
+    them (script, style, icon, the OpenAPI document) answers 200 from the server, no key."""
+    with server.client(None) as anon:
+        page = anon.get("/docs")
+        assert page.status_code == 200 and "SwaggerUIBundle(" in page.text
+        refs = re.findall(r"""(?:src|href)="([^"]+)"|url: '([^']+)'""", page.text)
+        urls = sorted({a or b for a, b in refs})
+        assert urls == [
+            "/docs/assets/favicon-32x32.png",
+            "/docs/assets/swagger-ui-bundle.js",
+            "/docs/assets/swagger-ui.css",
+            "/openapi.json",
+        ]
+        assert '"validatorUrl": null' in page.text  # else the UI fetches a badge from outside
+        assert "//" not in "".join(urls)
+        bodies = {url: anon.get(url) for url in urls}
+        missing = anon.get("/docs/assets/index.html")
+    assert {url: r.status_code for url, r in bodies.items()} == dict.fromkeys(urls, 200)
+    assert b"SwaggerUIBundle" in bodies["/docs/assets/swagger-ui-bundle.js"].content
+    assert bodies["/docs/assets/swagger-ui.css"].headers["content-type"].startswith("text/css")
+    assert bodies["/docs/assets/favicon-32x32.png"].content.startswith(b"\x89PNG")
+    assert missing.status_code == 404  # only the files the page uses are served
