@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -150,6 +150,19 @@ def test_memory_chat_answers_with_memories_and_remembers_the_exchange(
         assert any(m.pending for m in again.memories)  # read-your-writes from the buffer
         history = [m["content"] for m in llm_server.chat_requests()[-1]["messages"][1:]]
         assert history[:2] == ["你知道我的乐器爱好是什么?", "你喜欢弹吉他呀！最近练了什么曲子？"]
+
+
+def test_memory_chat_stamps_the_reply_on_the_given_clock(
+    settings: Settings, llm_server: LLMServer
+) -> None:
+    """With ``now=``, both pushed turns are on that clock: the reply just after the question."""
+    with MemoryClient(settings) as client, closing(ChatModel(settings.llm)) as model:
+        llm_server.add_rule("上海", "恭喜搬家！")
+        MemoryChat(client, model).chat("u1", "我上周刚搬到上海。", now=T)
+        question, reply = (b.turn for b in client.services.buffer.read("u1", 10))
+    assert question.ts == T
+    assert reply.role == "assistant" and reply.content == "恭喜搬家！"
+    assert T <= reply.ts < T + timedelta(seconds=30)  # not the real clock, years later
 
 
 def test_the_repl_chats_until_quit(settings: Settings, llm_server: LLMServer) -> None:
