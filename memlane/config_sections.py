@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from memlane.constants import RRF_K
 
@@ -25,6 +25,14 @@ class StoreBackend(StrEnum):
 
     SQLITE = "sqlite"
     ELASTICSEARCH = "elasticsearch"
+
+
+class OutputFormat(StrEnum):
+    """How a JSON completion is asked for, best first (see :mod:`memlane.llm.formats`)."""
+
+    JSON_SCHEMA = "json_schema"
+    JSON_OBJECT = "json_object"
+    TEXT = "text"  # no response_format: the prompt asks for JSON, parsing is tolerant
 
 
 class LogFormat(StrEnum):
@@ -77,14 +85,34 @@ class LLMSettings(Section):
     model: str = "gpt-4o-mini"
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
+    # The best structured output to ask for; a refusal steps down json_schema -> json_object ->
+    # text by itself and is remembered per provider for response_format_ttl_s.
+    response_format: OutputFormat = OutputFormat.JSON_SCHEMA
+    response_format_ttl_s: int = Field(24 * 3600, ge=60)
+    # Older switch, kept for existing files: false is response_format: text.
     json_mode: bool = True
     temperature: float = Field(0.0, ge=0, le=2)
     api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_format(self) -> LLMSettings:
+        chosen = "response_format" in self.model_fields_set
+        if not self.json_mode and chosen and self.response_format is not OutputFormat.TEXT:
+            raise ValueError(
+                f"llm.json_mode: false contradicts llm.response_format: "
+                f"{self.response_format.value} (drop json_mode, it is the older switch)"
+            )
+        return self
 
     @property
     def configured(self) -> bool:
         """True when a chat model is configured (otherwise: raw mode)."""
         return self.base_url is not None or self.api_key is not None
+
+    @property
+    def first_format(self) -> OutputFormat:
+        """The format a JSON completion is asked in first."""
+        return self.response_format if self.json_mode else OutputFormat.TEXT
 
 
 class RerankSettings(Section):

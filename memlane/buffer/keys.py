@@ -64,6 +64,10 @@ class Keys:
         """How a lifecycle task ended (:class:`memlane.buffer.status.TaskStatus`)."""
         return c.KEY_TASK_STATUS.format(p=self.prefix, t=task_id)
 
+    def llm_format(self, provider: str) -> str:
+        """The structured output format a chat provider takes (``llm.formats.provider_id``)."""
+        return c.KEY_LLM_FORMAT.format(p=self.prefix, v=provider)
+
     @property
     def pending(self) -> str:
         """Users with buffered turns, scored by their oldest turn's arrival (ms)."""

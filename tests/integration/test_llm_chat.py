@@ -71,8 +71,12 @@ def test_json_mode_can_be_switched_off(llm_server: LLMServer) -> None:
 def test_provider_errors_map_onto_the_hierarchy(
     model: ChatModel, llm_server: LLMServer, fault: str, error: type[Exception], retryable: bool
 ) -> None:
-    """429 / 5xx / timeouts are Retryable; other 4xx and bad output are not."""
-    llm_server.fail_next(1, fault)
+    """429 / 5xx / timeouts are Retryable; other 4xx and bad output are not.
+
+    Two faults are queued: a bare 400 to a JSON-mode call is first retried in plain text (it
+    could be a refusal of the format, see memlane.llm.formats); a 400 there too is the error.
+    """
+    llm_server.fail_next(2, fault)
     with pytest.raises(error) as caught:
         model.complete_json(ASK, "extract")
     assert isinstance(caught.value, Retryable) is retryable
@@ -97,7 +101,7 @@ def test_own_retries_back_off_on_transient_errors(llm_server: LLMServer) -> None
 
 def test_the_key_is_sent_but_never_logged(model: ChatModel, llm_server: LLMServer) -> None:
     """Log lines of successful and failed calls never contain the key."""
-    llm_server.fail_next(1, "400")
+    llm_server.fail_next(2, "400")  # JSON mode, then plain text: both refused
     with capture_logs() as logs:
         with pytest.raises(LLMError):
             model.complete_json(ASK, "extract")
