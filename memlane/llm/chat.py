@@ -154,7 +154,10 @@ class ChatModel:
         self._formats = formats
         self._learned: tuple[OutputFormat, float] | None = None
         self._client = OpenAI(
-            base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0
+            base_url=settings.base_url,
+            api_key=key,
+            timeout=settings.request_timeout_s,
+            max_retries=0,
         )
 
     def complete_json(

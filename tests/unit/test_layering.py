@@ -4,7 +4,7 @@ sub-packages; inside tasks, no task module imports another; no celery below task
 The layers of ``memlane/`` (each may import itself and the layers it lists, nothing else)::
 
     core       config, config_sections, constants, errors, models, ids, logging, redaction,
-               backoff, validation, datadir (the ground-floor modules)
+               backoff, validation, datadir, timing (the ground-floor modules)
     text       memlane/text       <- core
     llm        memlane/llm        <- core
     store      memlane/store      <- core, text (the stores tokenise; fusion lives here)
@@ -45,6 +45,7 @@ CORE = {
     "backoff",
     "validation",
     "datadir",
+    "timing",
 }
 TOP = {"__init__", "client", "memory_chat", "importer", "services"}
 MEMLANE_LAYERS: dict[str, set[str]] = {
