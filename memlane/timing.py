@@ -7,7 +7,8 @@ LLM call may take, ``worker.batch_overhead_s`` how long a batch spends outside i
 (embedding, store write, Redis), and the rest follows (B = budget, O = overhead)::
 
     llm timeout           B            a call is cut at its budget
-    one batch             2B + O       at most 2 LLM calls per batch (extraction + arbitration)
+    one batch             2B + O       at most 2 LLM calls per batch (extraction + arbitration);
+                                       O in raw mode (the limits stay those of LLM mode)
     run window            2B + O       a run starts no batch after this (the last must fit)
     soft time limit       4B + 2O      the run window plus one whole batch
     hard time limit       soft + O     room to wind down after the soft limit
@@ -59,11 +60,13 @@ def derive(
     """The effective limits: each explicit setting, else its value derived from the budget."""
     budget, overhead = llm.call_budget_s, worker.batch_overhead_s
     timeout = llm.request_timeout_s
-    batch = CALLS_PER_BATCH * timeout + overhead
-    soft = worker.soft_time_limit_s or _up(2 * batch)
+    # The limits assume a model (a worker may get one later without new limits); what a run
+    # may start is counted by the batches it really makes (no LLM call in raw mode).
+    soft = worker.soft_time_limit_s or _up(2 * (CALLS_PER_BATCH * timeout + overhead))
     hard = worker.time_limit_s or _up(soft + overhead)
     lease = batching.lease_ttl_s if batching.lease_ttl_s is not None else hard + overhead
     reflect_soft = _up(reflection.max_llm_calls * timeout + overhead)
+    batch = (CALLS_PER_BATCH * timeout if llm.configured else 0.0) + overhead
     return Timing(
         call_budget_s=budget,
         llm_timeout_s=timeout,

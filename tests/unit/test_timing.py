@@ -90,3 +90,11 @@ def test_raw_mode_needs_no_room_for_llm_calls() -> None:
     assert (t.soft_time_limit_s, t.time_limit_s) == (15, 20)
     with pytest.raises(ConfigError, match=r"worker\.soft_time_limit_s"):
         _settings(llm=LLM, worker={"soft_time_limit_s": 15, "time_limit_s": 20})
+
+
+def test_raw_mode_runs_count_batches_without_llm_calls() -> None:
+    """Raw mode keeps LLM mode's limits but fills the run window with call-free batches."""
+    raw, llm = _settings().timing, _settings(llm=LLM).timing
+    assert raw.soft_time_limit_s == llm.soft_time_limit_s
+    assert raw.batch_s == _settings().worker.batch_overhead_s < llm.batch_s
+    assert raw.run_window_s > llm.run_window_s
