@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from memlane.config_sections import (
     BatchingSettings,
@@ -38,6 +38,7 @@ from memlane.config_sections import (
     WorkerSettings,
 )
 from memlane.errors import ConfigError
+from memlane.timing import Timing, check, derive
 
 ENV_PREFIX = "MEMLANE_"
 ENV_CONFIG_FILE = "MEMLANE_CONFIG"
@@ -111,6 +112,16 @@ class Settings(Section):
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ValueError(f"unknown timezone {value!r}") from e
         return value
+
+    @model_validator(mode="after")
+    def _consistent_limits(self) -> Settings:
+        check(self.timing, self.llm.configured, self.worker.visibility_timeout_s)
+        return self
+
+    @property
+    def timing(self) -> Timing:
+        """The effective LLM timeout, task time limits and queue lease (:mod:`memlane.timing`)."""
+        return derive(self.llm, self.worker, self.batching, self.reflection)
 
     @property
     def tz(self) -> ZoneInfo:

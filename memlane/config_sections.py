@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from memlane.constants import RRF_K
 
@@ -25,6 +25,14 @@ class StoreBackend(StrEnum):
 
     SQLITE = "sqlite"
     ELASTICSEARCH = "elasticsearch"
+
+
+class OutputFormat(StrEnum):
+    """How a JSON completion is asked for, best first (see :mod:`memlane.llm.formats`)."""
+
+    JSON_SCHEMA = "json_schema"
+    JSON_OBJECT = "json_object"
+    TEXT = "text"  # no response_format: the prompt asks for JSON, parsing is tolerant
 
 
 class LogFormat(StrEnum):
@@ -75,16 +83,44 @@ class LLMSettings(Section):
 
     base_url: str | None = None
     model: str = "gpt-4o-mini"
-    timeout_s: float = Field(60.0, gt=0)
+    # How long one call may take: the LLM timeout, the task time limits and the queue lease
+    # derive from it (memlane.timing). Raise it for slow local models, not the limits.
+    call_budget_s: float = Field(120.0, gt=0)
+    timeout_s: float | None = Field(None, gt=0)  # None: call_budget_s; never above it
     max_retries: int = Field(3, ge=0, le=10)
+    # The best structured output to ask for; a refusal steps down json_schema -> json_object ->
+    # text by itself and is remembered per provider for response_format_ttl_s.
+    response_format: OutputFormat = OutputFormat.JSON_SCHEMA
+    response_format_ttl_s: int = Field(24 * 3600, ge=60)
+    # Older switch, kept for existing files: false is response_format: text.
     json_mode: bool = True
     temperature: float = Field(0.0, ge=0, le=2)
     api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_format(self) -> LLMSettings:
+        chosen = "response_format" in self.model_fields_set
+        if not self.json_mode and chosen and self.response_format is not OutputFormat.TEXT:
+            raise ValueError(
+                f"llm.json_mode: false contradicts llm.response_format: "
+                f"{self.response_format.value} (drop json_mode, it is the older switch)"
+            )
+        return self
 
     @property
     def configured(self) -> bool:
         """True when a chat model is configured (otherwise: raw mode)."""
         return self.base_url is not None or self.api_key is not None
+
+    @property
+    def request_timeout_s(self) -> float:
+        """The timeout of one call: ``timeout_s`` if set, else the whole ``call_budget_s``."""
+        return self.timeout_s if self.timeout_s is not None else self.call_budget_s
+
+    @property
+    def first_format(self) -> OutputFormat:
+        """The format a JSON completion is asked in first."""
+        return self.response_format if self.json_mode else OutputFormat.TEXT
 
 
 class RerankSettings(Section):
@@ -104,8 +140,9 @@ class BatchingSettings(Section):
     max_wait_s: float = Field(30.0, gt=0)
     idle_s: float = Field(3.0, ge=0)
     dispatch_interval_s: float = Field(2.0, gt=0)
-    # A dispatched task holds its user's lease this long while it waits in the queue...
-    lease_ttl_s: float = Field(300.0, gt=0)
+    # A dispatched task holds its user's lease this long while it waits in the queue (None:
+    # derived from llm.call_budget_s, see memlane.timing)...
+    lease_ttl_s: float | None = Field(None, gt=0)
     # ...and, once running, this long, renewed every third of it by a heartbeat thread: a
     # worker killed mid-task frees its users after this, not after lease_ttl_s.
     running_lease_ttl_s: float = Field(15.0, gt=0)
@@ -164,11 +201,13 @@ class MaintenanceSettings(Section):
 
 
 class WorkerSettings(Section):
-    """Celery worker limits."""
+    """Celery worker limits; the time limits derive from ``llm.call_budget_s`` unless set."""
 
     concurrency: int = Field(2, ge=1, le=256)
-    soft_time_limit_s: int = Field(240, ge=1)
-    time_limit_s: int = Field(300, ge=1)
+    # What a batch spends outside its LLM calls: embedding, the store write, Redis.
+    batch_overhead_s: float = Field(60.0, gt=0)
+    soft_time_limit_s: int | None = Field(None, ge=1)  # None: derived (memlane.timing)
+    time_limit_s: int | None = Field(None, ge=1)  # None: derived (memlane.timing)
     visibility_timeout_s: int = Field(3600, ge=60)
 
 

@@ -32,6 +32,7 @@ KEY_NIGHT_USERS = "{p}:schedlock:{j}:{n}:users"  # list: the users job j hands o
 KEY_NIGHT_WAVE = "{p}:schedlock:{j}:{n}:wave:{o}"  # the wave at offset o was handed out
 KEY_EARLY_REFLECTION = "{p}:schedlock:reflect-early:{u}"  # an early reflection is on its way
 KEY_TASK_STATUS = "{p}:taskstatus:{t}"  # JSON: how lifecycle task t ended (memlane reflect --wait)
+KEY_LLM_FORMAT = "{p}:llmformat:{v}"  # the structured output provider v takes (llm.formats)
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
 # HTTP service (service/apikeys.py): keys are stored only as the sha256 of the key.
 KEY_API_KEY = "{p}:apikey:{h}"  # hash per key (by sha256): id, tenant, limits, token bucket

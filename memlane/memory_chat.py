@@ -7,10 +7,11 @@ pushes both turns to the buffer, and returns the reply together with the memorie
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from memlane.buffer.usage import UsageRecorder
 from memlane.client import MemoryClient
@@ -82,9 +83,14 @@ class MemoryChat:
         session_id: str | None = None,
         now: datetime | None = None,
     ) -> ChatReply:
-        """Answer ``message`` with the user's memories; both turns are then buffered."""
+        """Answer ``message`` with the user's memories; both turns are then buffered.
+
+        ``now`` (default: the clock) is the user's turn's time; the reply is stamped ``now``
+        plus the time the model took, so a replay on a past clock stays on that clock.
+        """
         tz = self.client.settings.tz
         moment = now or datetime.now(tz)
+        started = time.monotonic()
         memories = self.client.retrieve(
             user_id, message, top_k=self.top_k, now=moment, include_pending=True
         )
@@ -97,13 +103,14 @@ class MemoryChat:
             {"role": "user", "content": message},
         ]
         reply, usage = self.chat_model.complete_text(messages, "chat")
+        replied = moment + timedelta(seconds=time.monotonic() - started)
         if self.usage is not None:
             self.usage.record(user_id, usage)
         self.client.add_turns(
             user_id,
             [
                 {"role": "user", "content": message, "ts": moment},
-                {"role": "assistant", "content": reply, "ts": datetime.now(tz)},
+                {"role": "assistant", "content": reply, "ts": replied},
             ],
             session_id=session_id,
         )

@@ -63,11 +63,11 @@ class Services:
 
     @property
     def leases(self) -> Leases:
-        """Per-user leases."""
-        b = self.settings.batching
+        """Per-user leases (the queue allowance derived from the call budget unless set)."""
+        b, lease_ttl = self.settings.batching, self.settings.timing.lease_ttl_s
         return self._lazy(  # type: ignore[no-any-return]
             "leases",
-            lambda: Leases(self.redis, self.keys, b.lease_ttl_s, b.running_lease_ttl_s),
+            lambda: Leases(self.redis, self.keys, lease_ttl, b.running_lease_ttl_s),
         )
 
     @property

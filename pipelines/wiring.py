@@ -4,7 +4,9 @@ A :class:`Wiring` is built once per process from the settings (``worker.app.crea
 it and attaches it to the Celery app; tests and benchmarks build their own). It holds the
 process's :class:`~memlane.services.Services` (Redis, buffer, leases, store, embedder; each
 created on first use and again after a fork) and the process's models: one chat model, and the
-LLM extractor over it, per process id, so a pool child never uses its parent's HTTP clients.
+LLM extractor over it, per process id, so a pool child never uses its parent's HTTP clients. The
+chat model gets the prompts' output schemas and shares the structured output format it learns
+for its provider through Redis (:mod:`memlane.buffer.llm_formats`).
 Nothing here is global and nothing imports Celery.
 """
 
@@ -21,6 +23,7 @@ from types import TracebackType
 from memlane.buffer.attempts import RedisAttempts
 from memlane.buffer.extraction_cache import RedisExtractionCache
 from memlane.buffer.forgetting import WriteGuard, guarded_write
+from memlane.buffer.llm_formats import RedisOutputFormats
 from memlane.buffer.nightly import NightlyFanOut
 from memlane.buffer.status import TaskStatus
 from memlane.buffer.unreflected import UnreflectedCounter
@@ -35,6 +38,7 @@ from pipelines.consolidation.run import ConsolidationPorts
 from pipelines.extraction.run import ExtractorOptions, LLMExtractor
 from pipelines.fanout import WAVE_SIZE, NightlyJob
 from pipelines.maintenance.run import MaintenancePorts
+from pipelines.prompts.schemas import OUTPUT_SCHEMAS
 from pipelines.reflection.run import EarlyReflection, ReflectionPorts, ReflectOptions
 
 
@@ -105,9 +109,15 @@ class Wiring:
         with self._lock:
             models = self._models.get(pid)
             if models is None:
-                self._models = {pid: _Models(ChatModel(self.settings.llm))}  # a parent's stay his
+                self._models = {pid: _Models(self._new_chat_model())}  # a parent's stay his
                 models = self._models[pid]
             return models
+
+    def _new_chat_model(self) -> ChatModel:
+        """A chat model with the prompts' output schemas, sharing what it learns in Redis."""
+        llm, svc = self.settings.llm, self.services
+        formats = RedisOutputFormats(svc.redis, svc.keys, llm.response_format_ttl_s)
+        return ChatModel(llm, schemas=OUTPUT_SCHEMAS, formats=formats)
 
     # -- Redis adapters -------------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
             cfg.batch_max_turns,
             cfg.max_attempts,
             batch_max_chars=cfg.batch_max_chars,
-            # Half the soft limit: the batch under way when the budget runs out must still fit.
-            time_budget_s=w.settings.worker.soft_time_limit_s / 2,
+            # The soft limit less one whole batch: the batch under way when the window closes
+            # must still fit (memlane.timing).
+            time_budget_s=w.settings.timing.run_window_s,
         )
 
     try:  # a transient fault keeps the lease for the retry

@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("memlane", broker=broker, include=TASK_MODULES, set_as_current=True)
     attach(app, settings)
     _keep_memlane_logging(settings)
-    w = settings.worker
+    w, timing = settings.worker, settings.timing
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -52,8 +52,15 @@ def create_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=w.soft_time_limit_s,
-        task_time_limit=w.time_limit_s,
+        task_soft_time_limit=timing.soft_time_limit_s,
+        task_time_limit=timing.time_limit_s,
+        # A reflection run may make reflection.max_llm_calls calls, not a batch's two.
+        task_annotations={
+            TASK_REFLECT: {
+                "soft_time_limit": timing.reflect_soft_time_limit_s,
+                "time_limit": timing.reflect_time_limit_s,
+            }
+        },
         broker_transport_options={"visibility_timeout": w.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
         broker_password=password,

@@ -56,6 +56,10 @@ class Keys:
         """Set once when the wave at ``offset`` of a nightly ``job`` was handed out."""
         return c.KEY_NIGHT_WAVE.format(p=self.prefix, j=job, n=night, o=offset)
 
+    def llm_format(self, provider: str) -> str:
+        """The structured output format a chat provider takes (``llm.formats.provider_id``)."""
+        return c.KEY_LLM_FORMAT.format(p=self.prefix, v=provider)
+
     def early_reflection(self, user_id: str) -> str:
         """Set (with a TTL) while an early reflection of the user is on its way."""
         return c.KEY_EARLY_REFLECTION.format(p=self.prefix, u=user_id)

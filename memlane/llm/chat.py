@@ -11,6 +11,9 @@ onto memlane's hierarchy so callers decide on retries by type alone:
 
 The SDK's own retries are off (``max_retries=0``); :class:`ChatModel` retries transient errors
 itself only when asked to (``retries``), because consolidation already retries at task level.
+
+JSON completions ask for the best structured output the provider takes and step down by
+themselves when it refuses one (:mod:`memlane.llm.formats` holds the rule and the memory).
 """
 
 from __future__ import annotations
@@ -18,13 +21,23 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from memlane.backoff import backoff_delay
 from memlane.config_sections import LLMSettings
 from memlane.errors import LLMBadOutput, LLMError, LLMRateLimited, LLMUnavailable, Retryable
+from memlane.llm.formats import (
+    ORDER,
+    FormatMemory,
+    OutputFormat,
+    Refusal,
+    next_format,
+    provider_id,
+    refusal,
+    response_format,
+)
 from memlane.logging import get_logger
 
 log = get_logger(__name__)
@@ -103,41 +116,72 @@ def _api_message(err: Any) -> str:
     return str(getattr(err, "message", "") or "")[:200]
 
 
+class _Refused(Exception):
+    """A structured call's error that is (or may be) a refusal of its format; never escapes."""
+
+    def __init__(self, error: LLMError, kind: Refusal) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.kind = kind
+
+
 class ChatModel:
-    """An OpenAI-compatible chat model: JSON completions for pipelines, text for chat."""
+    """An OpenAI-compatible chat model: JSON completions for pipelines, text for chat.
+
+    ``schemas`` maps a JSON completion's ``schema_name`` to the JSON schema of its output (sent
+    as ``json_schema``; a name without one starts at ``json_object``). ``formats`` shares the
+    format learned for this provider with other processes (Redis in a worker); the model also
+    remembers it itself for ``llm.response_format_ttl_s``.
+    """
 
     def __init__(
         self,
         settings: LLMSettings,
         retries: int = 0,
         sleep: Callable[[float], None] = time.sleep,
+        schemas: Mapping[str, dict[str, Any]] | None = None,
+        formats: FormatMemory | None = None,
     ) -> None:
         from openai import OpenAI
 
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
         self.settings = settings
         self.model = settings.model
+        self.provider = provider_id(settings.base_url, settings.model)
         self._retries = retries
         self._sleep = sleep
+        self._schemas = dict(schemas or {})
+        self._formats = formats
+        self._learned: tuple[OutputFormat, float] | None = None
         self._client = OpenAI(
-            base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0
+            base_url=settings.base_url,
+            api_key=key,
+            timeout=settings.request_timeout_s,
+            max_retries=0,
         )
 
     def complete_json(
         self, messages: Sequence[Message], schema_name: str
     ) -> tuple[dict[str, Any], Usage]:
-        """One completion parsed as a JSON object (JSON mode when the settings allow it)."""
-        extra: dict[str, Any] = {}
-        if self.settings.json_mode:
-            extra["response_format"] = {"type": "json_object"}
-        text, usage = self._complete(messages, schema_name, extra)
+        """One completion parsed as a JSON object, in the best format the provider takes."""
+        text, usage = self._complete(lambda: self._structured(messages, schema_name), schema_name)
         return parse_json_object(text), usage
+
+    def output_format(self, schema_name: str) -> OutputFormat:
+        """The format the next ``schema_name`` completion is asked in first."""
+        best = self.settings.first_format
+        known = self._known_format()
+        if known is not None and ORDER.index(known) > ORDER.index(best):
+            best = known
+        if best is OutputFormat.JSON_SCHEMA and schema_name not in self._schemas:
+            best = OutputFormat.JSON_OBJECT
+        return best
 
     def complete_text(
         self, messages: Sequence[Message], purpose: str = "chat"
     ) -> tuple[str, Usage]:
         """One plain-text completion."""
-        text, usage = self._complete(messages, purpose, {})
+        text, usage = self._complete(lambda: self._call_once(messages, purpose), purpose)
         if not text.strip():
             raise LLMBadOutput("chat model returned an empty reply")
         return _THINK.sub("", text).strip(), usage
@@ -146,13 +190,11 @@ class ChatModel:
         """Close the HTTP connection pool."""
         self._client.close()
 
-    def _complete(
-        self, messages: Sequence[Message], purpose: str, extra: dict[str, Any]
-    ) -> tuple[str, Usage]:
+    def _complete(self, call: Callable[[], tuple[str, Usage]], purpose: str) -> tuple[str, Usage]:
         attempt = 0
         while True:
             try:
-                return self._call_once(messages, purpose, extra)
+                return call()
             except Retryable as e:
                 if attempt >= self._retries:
                     raise
@@ -161,11 +203,53 @@ class ChatModel:
                 self._sleep(delay)
                 attempt += 1
 
+    def _structured(self, messages: Sequence[Message], name: str) -> tuple[str, Usage]:
+        """One JSON completion, stepping down the formats on a refusal (see llm.formats)."""
+        start = fmt = self.output_format(name)
+        suspect: _Refused | None = None  # an unnamed 400/422 waiting for the next format's word
+        while True:
+            try:
+                result = self._call_once(messages, name, fmt)
+            except _Refused as r:
+                if suspect is not None and r.kind is not Refusal.NAMED:
+                    raise suspect.error from suspect.__cause__  # not the format after all
+                suspect = r if r.kind is Refusal.SUSPECTED else suspect
+                fmt = next_format(fmt) or OutputFormat.TEXT  # text is never refused
+                log.warning("llm_format_refused", model=self.model, next=fmt.value, error=str(r))
+                continue
+            except LLMError as e:
+                if suspect is not None and not isinstance(e, Retryable):
+                    raise suspect.error from suspect.__cause__
+                raise
+            if fmt is not start:
+                self._learn(fmt)
+            return result
+
+    def _known_format(self) -> OutputFormat | None:
+        """The format learned for this provider: this process's, else the shared one."""
+        ttl = self.settings.response_format_ttl_s
+        if self._learned is not None and time.monotonic() - self._learned[1] < ttl:
+            return self._learned[0]
+        shared = self._formats.get(self.provider) if self._formats is not None else None
+        if shared is not None:
+            self._learned = (shared, time.monotonic())
+        return shared
+
+    def _learn(self, fmt: OutputFormat) -> None:
+        self._learned = (fmt, time.monotonic())
+        if self._formats is not None:
+            self._formats.remember(self.provider, fmt)
+        log.warning("llm_format_learned", model=self.model, provider=self.provider, format=fmt)
+
     def _call_once(
-        self, messages: Sequence[Message], purpose: str, extra: dict[str, Any]
+        self, messages: Sequence[Message], purpose: str, fmt: OutputFormat = OutputFormat.TEXT
     ) -> tuple[str, Usage]:
         import openai
 
+        extra: dict[str, Any] = {}
+        field = response_format(fmt, purpose, self._schemas.get(purpose))
+        if field is not None:
+            extra["response_format"] = field
         started = time.monotonic()
         try:
             resp = self._client.chat.completions.create(
@@ -177,6 +261,9 @@ class ChatModel:
         except openai.OpenAIError as e:
             err = map_api_error(e)
             log.warning("llm_call_failed", purpose=purpose, model=self.model, error=str(err))
+            kind = refusal(fmt, getattr(e, "status_code", None), _api_message(e))
+            if kind is not Refusal.NONE:
+                raise _Refused(err, kind) from e
             raise err from e
         usage = _usage_of(resp, self.model, time.monotonic() - started)
         _log_call(purpose, usage)

@@ -109,7 +109,7 @@ def test_seed_scenario_zh(rig: LLMRig, llm_server: LLMServer) -> None:
     assert format_context(hits[:1], "zh", SH) == ["[2024-10-26 21:26 周六] 用户爱好是吉他。"]
 
     [request] = llm_server.chat_requests()
-    assert request["response_format"] == {"type": "json_object"}
+    assert request["response_format"]["json_schema"]["name"] == "extract"  # the prompt's schema
     prompt = request_text(request, "last_user")
     assert "[#3 2024-10-26 21:26 周六] user: 我的爱好是吉他。" in prompt
     assert "我的爱好是吉他" in turns_block(prompt)

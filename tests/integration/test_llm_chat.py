@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -71,8 +71,12 @@ def test_json_mode_can_be_switched_off(llm_server: LLMServer) -> None:
 def test_provider_errors_map_onto_the_hierarchy(
     model: ChatModel, llm_server: LLMServer, fault: str, error: type[Exception], retryable: bool
 ) -> None:
-    """429 / 5xx / timeouts are Retryable; other 4xx and bad output are not."""
-    llm_server.fail_next(1, fault)
+    """429 / 5xx / timeouts are Retryable; other 4xx and bad output are not.
+
+    Two faults are queued: a bare 400 to a JSON-mode call is first retried in plain text (it
+    could be a refusal of the format, see memlane.llm.formats); a 400 there too is the error.
+    """
+    llm_server.fail_next(2, fault)
     with pytest.raises(error) as caught:
         model.complete_json(ASK, "extract")
     assert isinstance(caught.value, Retryable) is retryable
@@ -97,7 +101,7 @@ def test_own_retries_back_off_on_transient_errors(llm_server: LLMServer) -> None
 
 def test_the_key_is_sent_but_never_logged(model: ChatModel, llm_server: LLMServer) -> None:
     """Log lines of successful and failed calls never contain the key."""
-    llm_server.fail_next(1, "400")
+    llm_server.fail_next(2, "400")  # JSON mode, then plain text: both refused
     with capture_logs() as logs:
         with pytest.raises(LLMError):
             model.complete_json(ASK, "extract")
@@ -150,6 +154,19 @@ def test_memory_chat_answers_with_memories_and_remembers_the_exchange(
         assert any(m.pending for m in again.memories)  # read-your-writes from the buffer
         history = [m["content"] for m in llm_server.chat_requests()[-1]["messages"][1:]]
         assert history[:2] == ["你知道我的乐器爱好是什么?", "你喜欢弹吉他呀！最近练了什么曲子？"]
+
+
+def test_memory_chat_stamps_the_reply_on_the_given_clock(
+    settings: Settings, llm_server: LLMServer
+) -> None:
+    """With ``now=``, both pushed turns are on that clock: the reply just after the question."""
+    with MemoryClient(settings) as client, closing(ChatModel(settings.llm)) as model:
+        llm_server.add_rule("上海", "恭喜搬家！")
+        MemoryChat(client, model).chat("u1", "我上周刚搬到上海。", now=T)
+        question, reply = (b.turn for b in client.services.buffer.read("u1", 10))
+    assert question.ts == T
+    assert reply.role == "assistant" and reply.content == "恭喜搬家！"
+    assert T <= reply.ts < T + timedelta(seconds=30)  # not the real clock, years later
 
 
 def test_the_repl_chats_until_quit(settings: Settings, llm_server: LLMServer) -> None:

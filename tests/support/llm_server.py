@@ -5,7 +5,10 @@ code under test runs its real ``openai`` client, timeouts and error mapping. Cha
 from scripted rules chosen by the request content; embeddings are deterministic hash vectors.
 It records every request, counts calls, and injects faults: 429, 500, a timeout (it answers
 only after the client gave up), malformed JSON, a wrong schema, and a 401 whose error message
-echoes the API key it was sent (as some providers do). It never imports memlane.
+echoes the API key it was sent (as some providers do). It can refuse a ``response_format`` type
+the way real servers do (:meth:`LLMServer.refuse_format`: llama.cpp's server answered HTTP 500
+to ``json_schema``), and answer every chat call only after a delay (``reply_delay_s``, a slow
+local model). It never imports memlane.
 
     server = LLMServer().start()
     server.add_rule("吉他", {"observations": [...], "links": []})
@@ -30,6 +33,8 @@ from typing import Any
 DEFAULT_REPLY: dict[str, Any] = {"observations": [], "links": []}
 FAULTS = ("400", "401_echo", "429", "500", "timeout", "malformed", "wrong_schema", "empty")
 Reply = dict[str, Any] | str | Callable[[dict[str, Any]], "dict[str, Any] | str"]
+# What llama.cpp's server said (HTTP 500) to a json_schema it did not take.
+LLAMA_CPP_REFUSAL = 'response_format type must be one of "text" or "json_object", but got: {kind}'
 
 
 @dataclass
@@ -108,6 +113,8 @@ class LLMServer:
     def __init__(self, embedding_dims: int = 384, timeout_sleep_s: float = 3.0) -> None:
         self.embedding_dims = embedding_dims
         self.timeout_sleep_s = timeout_sleep_s
+        self.reply_delay_s = 0.0  # every chat answer waits this long (a slow local model)
+        self.refused_formats: dict[str, tuple[int, str]] = {}
         self.default_reply: Reply = DEFAULT_REPLY
         self.rules: list[Rule] = []
         self.requests: list[Recorded] = []
@@ -174,9 +181,20 @@ class LLMServer:
         with self._lock:
             self._faults.extend([fault] * n)
 
-    def reset(self) -> None:
-        """Forget rules, pending faults and recorded requests."""
+    def refuse_format(self, kind: str, status: int = 500, message: str | None = None) -> None:
+        """Answer every chat call whose ``response_format`` type is ``kind`` with ``status``.
+
+        The message defaults to llama.cpp's, which names the format; pass one that does not
+        (``"bad request"``) for a server that refuses without saying why.
+        """
+        text = message if message is not None else LLAMA_CPP_REFUSAL.format(kind=kind)
         with self._lock:
+            self.refused_formats[kind] = (status, text)
+
+    def reset(self) -> None:
+        """Forget rules, pending faults, refused formats and recorded requests."""
+        with self._lock:
+            self.refused_formats.clear()
             self.rules.clear()
             self._faults.clear()
             self.requests.clear()
@@ -217,6 +235,12 @@ class LLMServer:
 
     def _sleep_for_timeout(self) -> None:
         self._stopping.wait(self.timeout_sleep_s)
+
+    def _refusal(self, body: dict[str, Any]) -> tuple[int, str] | None:
+        fmt = body.get("response_format")
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        with self._lock:
+            return self.refused_formats.get(kind) if isinstance(kind, str) else None
 
 
 def _content_of(reply: Reply | None, body: dict[str, Any]) -> str:
@@ -282,6 +306,14 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         def _chat(self, body: dict[str, Any]) -> None:
+            refused = server._refusal(body)
+            if refused is not None:
+                status, message = refused
+                kind = "server_error" if status >= 500 else "invalid_request_error"
+                self._send(status, {"error": {"code": status, "message": message, "type": kind}})
+                return
+            if server.reply_delay_s > 0:
+                server._stopping.wait(server.reply_delay_s)
             reply, fault = server._choose(body)
             if fault == "401_echo":
                 key = self.headers.get("Authorization", "").removeprefix("Bearer ")

@@ -9,6 +9,7 @@ import pytest
 from celery import Celery
 
 from memlane.config import Settings, load_settings
+from memlane.constants import TASK_REFLECT
 from memlane.errors import ConfigError, LLMNotConfigured
 from pipelines.wiring import Wiring
 from tasks.app import wiring_of
@@ -68,3 +69,31 @@ def test_one_chat_model_per_process_and_a_fork_gets_its_own(tmp_path: Path) -> N
             os.close(read)
             os.waitpid(pid, 0)
         assert wiring.chat_model() is model
+
+
+def test_the_app_takes_its_time_limits_and_the_leases_their_ttl_from_the_budget(
+    tmp_path: Path,
+) -> None:
+    """Celery's soft/hard limits, reflection's own, and the queue lease come from the budget."""
+    s = load_settings(
+        environ={"MEMLANE_LLM__CALL_BUDGET_S": "300"},
+        data_dir=str(tmp_path),
+        redis={"url": "redis://127.0.0.1:9/0"},
+        llm={"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+    )
+    t = s.timing
+    app = create_app(s)
+    assert (app.conf.task_soft_time_limit, app.conf.task_time_limit) == (
+        t.soft_time_limit_s,
+        t.time_limit_s,
+    )
+    assert t.soft_time_limit_s > 2 * 300
+    reflect = app.conf.task_annotations[TASK_REFLECT]
+    assert reflect == {
+        "soft_time_limit": t.reflect_soft_time_limit_s,
+        "time_limit": t.reflect_time_limit_s,
+    }
+    with Wiring(s) as wiring:
+        chat = wiring.chat_model()
+        assert chat is not None and chat._client.timeout == 300
+        assert wiring.services.leases._ttl_ms == int(t.lease_ttl_s * 1000)
