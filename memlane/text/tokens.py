@@ -9,7 +9,10 @@ from functools import lru_cache
 import snowballstemmer
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
-_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
+# CJK characters are ``\w`` too, so the Latin branch must exclude them explicitly: with
+# ``[^\W_]+`` a clause glued to a Latin name or a digit ("Bart在新开的冰淇淋店") became one
+# "English" token, stemmed, and invisible to BM25.
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
 
 

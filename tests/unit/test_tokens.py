@@ -76,3 +76,26 @@ def test_english_words_are_stemmed_and_stop_words_dropped() -> None:
 def test_cjk_function_characters_are_dropped_but_bigrams_stay() -> None:
     """的 and 是 alone match everything; inside bigrams they are harmless."""
     assert tokenize("我的吉他") == ["吉", "他", "我的", "的吉", "吉他"]
+
+
+def test_cjk_glued_to_a_latin_name_is_split_off() -> None:
+    """A Chinese clause right after a Latin name is CJK tokens, not part of an English word."""
+    tokens = tokenize("Bart在新开的冰淇淋店")
+    assert tokens[0] == "bart"
+    assert "冰淇淋" in tokens or "冰淇" in tokens
+    assert not any("bart" in t and len(t) > 4 for t in tokens)
+
+
+def test_cjk_glued_to_digits_is_split_off() -> None:
+    """``2023年``: the number and the CJK character are separate tokens."""
+    tokens = tokenize("2023年")
+    assert tokens[0] == "2023"
+    assert "年" in tokens
+
+
+def test_cjk_between_latin_and_digits_is_split_off() -> None:
+    """``iPhone15很好``: one Latin/digit token, then the Chinese tokens."""
+    tokens = tokenize("iPhone15很好")
+    assert tokens[0] == "iphone15"
+    assert all(not t.startswith("iphone") for t in tokens[1:])
+    assert len(tokens) > 1
