@@ -47,8 +47,10 @@ STRAY_WRITE_SWEEP_S = 5.0
 RRF_K = 10
 
 # Elasticsearch. Version 2 routes by a digest of the user id (version 1 used the raw id, which
-# breaks for ids with commas on a multi-shard index); see ElasticsearchStore.ensure_schema.
-ES_INDEX_VERSION = 2
+# breaks for ids with commas on a multi-shard index); version 3 holds the BM25 tokens of
+# memlane.text.tokens.TOKENIZER_VERSION 2 (Chinese words instead of characters + bigrams).
+# See ElasticsearchStore.ensure_schema and `memlane migrate-index`.
+ES_INDEX_VERSION = 3
 
 # Celery task names: the tasks' own names, their routes, and what tasks send each other by.
 TASK_CONSOLIDATE = "memlane.consolidate"

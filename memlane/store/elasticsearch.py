@@ -28,11 +28,14 @@ from elasticsearch import ApiError, Elasticsearch
 from memlane.config import Settings
 from memlane.constants import ES_INDEX_VERSION
 from memlane.errors import InvalidInput, StoreError, StoreUnavailable
+from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit
 from memlane.store import es_mapping as m
 from memlane.store.base import SearchQuery, check_ids, check_limit, check_query
 from memlane.store.fusion import fuse_hits
 from memlane.validation import validate_memories, validate_user_id
+
+log = get_logger(__name__)
 
 Json = dict[str, Any]
 
@@ -120,10 +123,14 @@ class ElasticsearchStore:
                 raise
 
     def check_version(self) -> None:
-        """Refuse an older index whose routing would miss documents (see ``outdated_index``)."""
+        """Refuse an older index whose routing would miss documents (see ``outdated_index``);
+        warn about one whose BM25 tokens are older (``stale_tokens``), which still works."""
         index = self.current_index()
         if (m.index_version(index, self.alias) or 0) >= ES_INDEX_VERSION:
             return
+        stale = m.stale_tokens(index, self.alias, ES_INDEX_VERSION)
+        if stale is not None:
+            log.warning("es_index_tokens_outdated", index=index, reason=stale)
         with _errors("check_version"):
             found = self.client.indices.get_settings(index=index, name="index.number_of_shards")
         shards = int(found[index]["settings"]["index"]["number_of_shards"])

@@ -11,7 +11,11 @@ Tables:
   spaces, so every pre-made token (CJK characters and bigrams included) stays one FTS token.
 - ``user_versions``: a random token per user, replaced in every write transaction, so any
   process can tell cheaply whether its cached vectors for that user are stale.
-- ``store_meta``: schema version and vector dims, checked when the file is opened.
+- ``store_meta``: schema version and vector dims, checked when the file is opened, and the
+  version of the BM25 tokens in ``memories_fts`` (:data:`memlane.text.tokens.TOKENIZER_VERSION`;
+  a file without it holds version 1). A file indexed with other tokens has its FTS rows rebuilt
+  from the stored documents when it is opened, once, inside the schema transaction: the
+  embedded store needs no separate migration command.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ import sqlite3
 from pathlib import Path
 
 from memlane.errors import StoreError
+from memlane.logging import get_logger
+from memlane.store.sqlite_query import fts_text, memory_from_row, owner_token
+from memlane.text.tokens import TOKENIZER_VERSION
+
+log = get_logger(__name__)
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
@@ -77,6 +86,8 @@ def create_schema(conn: sqlite3.Connection, dims: int) -> None:
             (str(SCHEMA_VERSION), str(dims)),
         )
         stored = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
+        if int(stored.get("tokenizer", 1)) != TOKENIZER_VERSION:
+            rebuild_fts(conn, int(stored.get("tokenizer", 1)))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -85,3 +96,27 @@ def create_schema(conn: sqlite3.Connection, dims: int) -> None:
         raise StoreError(f"store file holds {stored['dims']}-dim vectors, settings say {dims}")
     if int(stored["schema"]) != SCHEMA_VERSION:
         raise StoreError(f"store schema {stored['schema']} is not {SCHEMA_VERSION}")
+
+
+def rebuild_fts(conn: sqlite3.Connection, old_version: int) -> None:
+    """Re-tokenise every memory into ``memories_fts`` (inside the caller's write transaction).
+
+    Runs when the file was indexed with other BM25 tokens than this version makes; the query
+    tokens would otherwise not match the indexed ones. Records the new tokenizer version.
+    """
+    rows = conn.execute("SELECT rowid, user_id, doc FROM memories").fetchall()
+    conn.execute("DELETE FROM memories_fts")
+    conn.executemany(
+        "INSERT INTO memories_fts (rowid, text, owner) VALUES (?, ?, ?)",
+        [
+            (rowid, fts_text(memory_from_row(doc, None)), owner_token(user))
+            for rowid, user, doc in rows
+        ],
+    )
+    conn.execute(
+        "INSERT INTO store_meta (key, value) VALUES ('tokenizer', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(TOKENIZER_VERSION),),
+    )
+    if rows:  # a new file has nothing to rebuild and nothing to report
+        log.info("fts_rebuilt", memories=len(rows), tokenizer=TOKENIZER_VERSION, was=old_version)
