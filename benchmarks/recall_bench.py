@@ -4,7 +4,7 @@ What it measures is *retrieval*, not ingestion: memories are built the way raw m
 (``memlane.buffer.raw.raw_memories`` on validated turns for LoCoMo; ``memlane.importer`` for the
 MADial-Bench event memories), embedded in batches as passages, and upserted straight into the
 store; Redis and Celery are not involved. Questions go through ``MemoryClient.retrieve``, the
-same path a bot uses (time parsing, hybrid search, RRF, boosts).
+same path a bot uses (time parsing, hybrid search, z-score fusion, boosts).
 
 LoCoMo (dialog turns as units): one user per conversation, one memory per turn with content
 ``Speaker: text``, recorded at the session's date plus i seconds, source turn id = dia_id.
@@ -72,7 +72,7 @@ GOALS = {"locomo_r@10": 75.0, "madial_beats": "madial_openai"}
 
 # Ablation: component weights with the query time boost off, then the defaults (time boost on).
 NO_TIME = {"time_match_boost": 0.0}
-RECOMMENDED: dict[str, Any] = {"rrf_k": 10}
+RECOMMENDED: dict[str, Any] = {}
 DEFAULTS_NAME = "fused + time parsing (defaults)"
 ABLATION: list[tuple[str, dict[str, Any]]] = [
     ("dense only", {"bm25_weight": 0.0, **NO_TIME}),
@@ -80,7 +80,7 @@ ABLATION: list[tuple[str, dict[str, Any]]] = [
     ("fused", {**NO_TIME}),
     ("fused + time parsing (defaults)", {}),
     # What the sweep found best across both datasets (see docs/PERFORMANCE.md).
-    ("recommended: defaults with rrf_k 10", RECOMMENDED),
+    ("recommended: the defaults", RECOMMENDED),
 ]
 
 
@@ -107,7 +107,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--sweep",
         action="store_true",
-        help="also sweep rrf_k / weights / candidates and report the best settings",
+        help="also sweep the BM25 weight and recency weight and report the best settings",
     )
     p.add_argument("--skip-locomo", action="store_true")
     p.add_argument("--skip-madial", action="store_true")
@@ -328,7 +328,6 @@ def eval_madial(
 
 
 SWEEP_GRID = {
-    "rrf_k": [10, 20, 60],
     "bm25_weight": [0.3, 0.6, 1.0],
     "recency_weight": [0.0, 0.05],
 }

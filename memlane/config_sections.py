@@ -11,8 +11,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from memlane.constants import RRF_K
-
 
 class Section(BaseModel):
     """A frozen settings section: validated once, unknown keys refused."""
@@ -123,7 +121,6 @@ class RetrievalSettings(Section):
 
     top_k: int = Field(10, ge=1, le=200)
     candidates: int = Field(50, ge=1, le=1000)
-    rrf_k: int = Field(RRF_K, ge=1)  # see memlane.constants.RRF_K
     knn_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     insight_boost: float = Field(0.2, ge=0)

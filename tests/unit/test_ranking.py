@@ -22,13 +22,13 @@ def mem(mid: str, kind: MemoryKind = MemoryKind.OBSERVATION, **kw: object) -> Me
     return Memory(id=mid, user_id="u", kind=kind, content=f"c-{mid}", **fields)  # type: ignore[arg-type]
 
 
-def hit(m: Memory, rank_pos: int, rrf_k: int = RetrievalSettings().rrf_k) -> SearchHit:
-    """A hit at ``rank_pos`` in both lists, scored as fusion scores it (normalised)."""
-    return SearchHit(m, (rrf_k + 1) / (rrf_k + rank_pos), rank_pos, rank_pos)
+def hit(m: Memory, rank_pos: int) -> SearchHit:
+    """A hit at ``rank_pos`` in both lists, with a fused score in [0, 1] (1.0 = the best)."""
+    return SearchHit(m, 1.0 / rank_pos, rank_pos, rank_pos)
 
 
 def test_a_double_first_place_without_boosts_scores_one() -> None:
-    """Ranking takes fusion's normalised score as is: rank 1 in both lists gives 1.0."""
+    """Ranking takes fusion's [0, 1] score as is: the best candidate, unboosted, scores 1.0."""
     cfg = RetrievalSettings(importance_weight=0, recency_weight=0)
     (r,) = rank([hit(mem("a"), 1)], cfg, NOW)
     assert r.explanation.fused == pytest.approx(1.0)
