@@ -129,6 +129,9 @@ class RetrievalSettings(Section):
     recency_weight: float = Field(0.05, ge=0)
     recency_half_life_days: float = Field(90.0, gt=0)
     time_match_boost: float = Field(1.0, ge=0)
+    # Added to raw turns spoken by the one participant the question names ("What did Caroline
+    # ...?"); +2 R@10 on LoCoMo once raw vectors carry the previous turn (issue 14).
+    speaker_boost: float = Field(0.2, ge=0)
     time_filter: bool = False
     mmr_lambda: float | None = Field(None, ge=0, le=1)
     mmr_duplicate_threshold: float = Field(0.97, gt=0, le=1)
