@@ -1,7 +1,8 @@
 """Retrieval quality: LoCoMo evidence recall (raw mode) and MADial-Bench zh memory recall.
 
 What it measures is *retrieval*, not ingestion: memories are built the way raw mode builds them
-(``memlane.buffer.raw.raw_memories`` on validated turns for LoCoMo; ``memlane.importer`` for the
+(``memlane.buffer.raw.raw_memories`` on validated turns for LoCoMo, embedded as
+``raw_passages``: each turn with the previous turn of its session; ``memlane.importer`` for the
 MADial-Bench event memories), embedded in batches as passages, and upserted straight into the
 store; Redis and Celery are not involved. Questions go through ``MemoryClient.retrieve``, the
 same path a bot uses (time parsing, hybrid search, z-score fusion, boosts).
@@ -50,7 +51,7 @@ from benchmarks.datasets import (
     load_madial,
     madial_utterances,
 )
-from memlane.buffer.raw import raw_memories
+from memlane.buffer.raw import raw_memories, raw_passages
 from memlane.buffer.turns import BufferedTurn
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
@@ -158,7 +159,8 @@ def load_locomo_store(
             user, f"bench-{sample.sample_id}", entries, datetime.now(settings.tz)
         )
         t0 = time.perf_counter()
-        vectors = services.embedder.embed_passages([m.content for m in memories])
+        # As raw mode embeds them: each turn with the previous turn of its session.
+        vectors = services.embedder.embed_passages(raw_passages(entries))
         stats["embed_s"] += time.perf_counter() - t0
         for memory, vector in zip(memories, vectors, strict=True):
             memory.embedding = vector
