@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from benchmarks.ablation import locomo_parts, madial_parts
 from benchmarks.corpus import (
     DEFAULT_WORKDIR,
     DiskCachedEmbedder,
@@ -69,19 +70,24 @@ ANCHORS = {
     "madial_bge_m3": {"r@5": 58.6, "r@10": 71.4},
     "madial_openai": {"r@5": 69.4, "r@10": 82.4},
 }
-GOALS = {"locomo_r@10": 75.0, "madial_beats": "madial_openai"}
+# Issue 14's goals (defaults, no per-dataset switches).
+GOALS = {
+    "locomo_r@10": 72.0,
+    "locomo_multi_hop_r@10": 50.0,
+    "locomo_both_r@10": 75.0,
+    "madial_r@5": 70.0,
+    "madial_r@10": 83.0,
+}
 
 # Ablation: component weights with the query time boost off, then the defaults (time boost on).
 NO_TIME = {"time_match_boost": 0.0}
-RECOMMENDED: dict[str, Any] = {}
 DEFAULTS_NAME = "fused + time parsing (defaults)"
 ABLATION: list[tuple[str, dict[str, Any]]] = [
     ("dense only", {"bm25_weight": 0.0, **NO_TIME}),
     ("BM25 only", {"knn_weight": 0.0, **NO_TIME}),
     ("fused", {**NO_TIME}),
     ("fused + time parsing (defaults)", {}),
-    # What the sweep found best across both datasets (see docs/PERFORMANCE.md).
-    ("recommended: the defaults", RECOMMENDED),
+    ("defaults without the speaker boost", {"speaker_boost": 0.0}),
 ]
 
 
@@ -415,6 +421,16 @@ def run_locomo(
             "r@10",
         )
         common.progress(f"LoCoMo sweep best: {out['sweep'][:3]}")
+    out["parts"] = locomo_parts(
+        settings,
+        store,
+        embedder,
+        samples,
+        lambda client: eval_locomo(client, samples, args.top_k),
+        lambda overrides: client_for(settings, overrides, store, embedder),
+    )
+    for row in out["parts"]:
+        common.progress(f"LoCoMo {row['name']}: {row['overall']}")
     return out
 
 
@@ -464,6 +480,15 @@ def run_madial(
             "r@10",
         )
         common.progress(f"MADial sweep best: {out['sweep'][:3]}")
+    out["parts"] = madial_parts(
+        settings,
+        store,
+        embedder,
+        lambda client: eval_madial(client, dialogues, mapping, now_by_user, fn),
+        lambda overrides: client_for(settings, overrides, store, embedder),
+    )
+    for row in out["parts"]:
+        common.progress(f"MADial {row['name']}: r@5 {row['r@5']} r@10 {row['r@10']}")
     return out
 
 

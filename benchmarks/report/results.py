@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.report.schema import Baseline, ModesDoc, RecallDoc
+from benchmarks.report.schema import Baseline, ModesDoc, NeverHurtsDoc, RecallDoc
 from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
 
 
@@ -22,6 +22,7 @@ class Results:
     ingest: IngestDoc | None = None
     cost: CostDoc | None = None
     sweep: SweepDoc | None = None
+    never_hurts: NeverHurtsDoc | None = None
     baseline: Baseline | None = None
 
 
@@ -48,5 +49,6 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         ingest=cast(IngestDoc | None, doc("ingest_bench")),
         cost=cast(CostDoc | None, doc("cost_bench")),
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
+        never_hurts=cast(NeverHurtsDoc | None, doc("never_hurts")),
         baseline=cast(Baseline | None, read_json(baseline)),
     )
