@@ -14,7 +14,7 @@ fusion gives BM25's first hit as much weight as the vector's first hit even when
 only a filler word, which cost up to 15 points of R@5 against plain vector search on Chinese.
 Standardised scores keep how far ahead a hit is. With the word-level Chinese tokens it was the
 rule whose result stayed within 1 point of the better of dense-only and BM25-only on every
-query formulation of both benchmarks (``tests/bench/test_fusion_never_hurts.py``), and the
+query formulation of both benchmarks (``tests/integration/test_fusion_never_hurts.py``), and the
 best on LoCoMo. No weights are learned; ``knn_weight`` and ``bm25_weight`` are the mix.
 
 Used by both store backends (:func:`fuse_hits`), by the ranking of turns still in the buffer

@@ -8,7 +8,7 @@ Tables:
   ``event_us`` is the event time, or ``recorded_us`` when the memory has no event time.
 - ``memories_fts``: FTS5 over text pre-tokenised by :func:`memlane.text.tokens.tokenize`, with
   rowid = ``memories.rowid``. The ``ascii`` tokenizer splits only on ASCII punctuation and
-  spaces, so every pre-made token (CJK characters and bigrams included) stays one FTS token.
+  spaces, so every pre-made token (Chinese words, kana/Hangul bigrams) stays one FTS token.
 - ``user_versions``: a random token per user, replaced in every write transaction, so any
   process can tell cheaply whether its cached vectors for that user are stale.
 - ``store_meta``: schema version and vector dims, checked when the file is opened, and the
