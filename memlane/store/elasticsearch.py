@@ -332,7 +332,7 @@ class ElasticsearchStore:
         return [found[i] for i in wanted if i in found]
 
     def search(self, user_id: str, query: SearchQuery) -> list[SearchHit]:
-        """Hybrid search: kNN and BM25 under one filter in one ``_msearch``, fused by z-scores (:mod:`memlane.store.fusion`)."""
+        """Hybrid search: kNN and BM25 under one filter in one ``_msearch``, fused by z-scores."""
         user = self._user(user_id)
         check_query(query, self.dims)
         filters = m.build_filters(user, query.filter)
