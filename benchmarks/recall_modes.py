@@ -46,8 +46,6 @@ from benchmarks.datasets import (
     parse_locomo_date,
 )
 from benchmarks.recall_bench import (
-    RECOMMENDED,
-    client_for,
     load_locomo_store,
     recall,
     summarise_recall,
@@ -177,9 +175,6 @@ def run_mode(
         if mode in ("observations", "both"):
             out["observation_import"] = import_observations(client, services, samples, data)
         out["defaults"] = evaluate(client, samples)
-        out["recommended"] = evaluate(client_for(settings, RECOMMENDED, store, emb), samples)[
-            "overall"
-        ]
         common.progress(f"{mode}: {out['defaults']['overall']}")
     finally:
         store.close()
@@ -216,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backend": "sqlite",
         "quick": args.quick,
         "top_k": max(KS),
-        "retrieval": "defaults; 'recommended' = defaults with " + json.dumps(RECOMMENDED),
+        "retrieval": "defaults",
         "embed_cache": not args.no_embed_cache,
     }
     common.write_result(NAME, params, results, started)

@@ -5,7 +5,12 @@ Three timings on the same store and the same random (user, query) pairs:
 * ``store_only``: ``MemoryStore.search`` with the query vector given (no embedding);
 * ``end_to_end_cold``: ``MemoryClient.retrieve`` with distinct query texts, so the query-vector
   LRU never hits and each call embeds its query with the local model (multilingual-e5-small);
-* ``end_to_end_cached``: the same calls again, now served from the LRU.
+* ``end_to_end_cached``: the same calls again, now served from the LRU;
+* ``end_to_end_loaded``: ``end_to_end_cold`` again (other distinct texts) while two worker
+  processes consolidate on the same machine (:mod:`benchmarks.load`, started and stopped
+  here). Goal: loaded p95 <= 3x the idle (cold) p95. The client embeds with the product's
+  defaults (``embedding.threads`` 2, passive OpenMP waiting), the load processes with the
+  worker's (``embedding.worker_threads`` 1, passive).
 
 ``retrieve`` also parses time expressions, fuses, boosts and ranks. The corpus is the one of
 :mod:`benchmarks.store_bench` (shared loader in :mod:`benchmarks.corpus`); ``--reuse`` takes
@@ -16,6 +21,7 @@ search p50 148 ms / p95 200 ms; MemoryScope ~500 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -34,12 +40,15 @@ from benchmarks.corpus import (
     query_texts,
     total_count,
 )
+from benchmarks.load import consolidating_workers
 from benchmarks.store_bench import corpus_index, read_marker, search_query, write_marker
 from memlane.client import MemoryClient
 from memlane.services import Services
 
 NAME = "retrieval_bench"
 GOAL_P95_MS = 30.0
+GOAL_LOADED_RATIO = 3.0
+LOAD_WORKERS = 2
 ANCHORS = {"mem0": {"p50_ms": 148.0, "p95_ms": 200.0}, "memoryscope": {"approx_ms": 500.0}}
 
 
@@ -60,7 +69,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="use the store left by `store_bench --keep` when it holds this corpus",
     )
     p.add_argument("--keep", action="store_true", help="keep the store afterwards")
-    p.add_argument("--quick", action="store_true", help="n=10,000, 200 queries")
+    p.add_argument(
+        "--loaded-queries",
+        type=int,
+        default=200,
+        help="queries timed while two consolidating workers run (0: skip the loaded case)",
+    )
+    p.add_argument("--quick", action="store_true", help="n=10,000, 200 queries, 50 loaded")
     p.add_argument("--seed", type=int, default=2)
     return p.parse_args(argv)
 
@@ -129,6 +144,8 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             goal_p95_ms=GOAL_P95_MS,
         )
         out["goal_met"] = out["end_to_end_cold"]["p95_ms"] <= GOAL_P95_MS
+        if args.loaded_queries:
+            out.update(loaded(client, users, rng, args, out["end_to_end_cold"]["p95_ms"]))
         common.progress(
             f"{backend}: store {out['store_only']['p95_ms']} ms p95, cold "
             f"{out['end_to_end_cold']['p95_ms']} ms p95, cached "
@@ -146,11 +163,42 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def loaded(
+    client: MemoryClient,
+    users: Sequence[str],
+    rng: random.Random,
+    args: argparse.Namespace,
+    idle_p95_ms: float,
+) -> dict[str, Any]:
+    """Cold end-to-end retrieve while ``LOAD_WORKERS`` processes consolidate next to it."""
+    texts = query_texts(args.loaded_queries, seed=args.seed + 200)
+    timings = []
+    with consolidating_workers(LOAD_WORKERS, args.workdir / "load"):
+        load_before = os.getloadavg()[0]
+        for text in texts:
+            t0 = time.perf_counter()
+            client.retrieve(rng.choice(users), text, top_k=10)
+            timings.append(time.perf_counter() - t0)
+        load_after = os.getloadavg()[0]
+    stats = common.latency_stats(timings)
+    ratio = round(stats["p95_ms"] / idle_p95_ms, 2) if idle_p95_ms else None
+    common.progress(f"loaded: p95 {stats['p95_ms']} ms = {ratio}x idle {idle_p95_ms} ms")
+    return {
+        "end_to_end_loaded": stats,
+        "load_workers": LOAD_WORKERS,
+        "loadavg_1m": [round(load_before, 1), round(load_after, 1)],
+        "loaded_over_idle_p95": ratio,
+        "goal_loaded_ratio": GOAL_LOADED_RATIO,
+        "loaded_goal_met": ratio is not None and ratio <= GOAL_LOADED_RATIO,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     if args.quick:
         args.n, args.queries = min(args.n, 10_000), min(args.queries, 200)
+        args.loaded_queries = min(args.loaded_queries, 50)
         args.users = min(args.users, max(1, args.n // 100))
     args.workdir.mkdir(parents=True, exist_ok=True)
     backends = ["sqlite", "elasticsearch"] if args.backend == "both" else [args.backend]
@@ -168,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n": args.n,
         "users": args.users,
         "queries": args.queries,
+        "loaded_queries": args.loaded_queries,
         "top_k": 10,
         "reuse": args.reuse,
         "quick": args.quick,

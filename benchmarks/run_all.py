@@ -8,7 +8,10 @@ the node, and runs ``benchmarks.report``. ``--quick`` runs small versions of eve
 Expected times of the full run on the 2-core development machine (each piece timed on its
 own; a machine loaded by other work is slower): Elasticsearch start ~0.5 min; recall_bench
 with the sweep ~6 min (its last full run: 354 s); recall_modes (6 conversations, 3 modes)
-~0.6 min with the vector cache of an earlier run, ~1.5 min without; store_bench (1k, 10k, 100k
+~0.6 min with the vector cache of an earlier run, ~1.5 min without; never_hurts (6 MADial
+formulations and 3 LoCoMo modes, 3 configurations each) ~2 min with the vector cache;
+retrieval_bench's loaded case (200 queries next to two consolidating workers) ~1-2 min more;
+store_bench (1k, 10k, 100k
 on both backends) ~4.5 min (last full run: 269 s); retrieval_bench (100k, 500 queries, both
 backends, store reused) ~2.5 min (1,000 queries took 272 s); ingest_bench (1, 2 and 4 worker
 processes, 1,000 turns each) ~2 min; api_bench (HTTP vs in-process at 1, 8, 32 clients)
@@ -57,7 +60,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default=None,
-        help="comma list of benchmarks to run (recall,modes,store,retrieval,ingest,api,cost)",
+        help="comma list of benchmarks to run "
+        "(recall,modes,never_hurts,store,retrieval,ingest,api,cost)",
     )
     p.add_argument(
         "--with-full-cost",
@@ -99,9 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = (
         set(args.only.split(","))
         if args.only
-        else {"recall", "modes", "store", "retrieval", "ingest", "api", "cost"}
+        else {"recall", "modes", "never_hurts", "store", "retrieval", "ingest", "api", "cost"}
     )
-    if only & {"recall", "modes", "cost"}:  # fail in one line now, not after an hour of runs
+    if only & {
+        "recall",
+        "modes",
+        "never_hurts",
+        "cost",
+    }:  # fail in one line now, not after an hour of runs
         require_data(args.data, LOCOMO_FILE, MADIAL_DIALOGUE_FILE, MADIAL_MEMORY_FILE)
     es_url = args.es_url
     started_es = False
@@ -120,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failures.append("recall")
         if "modes" in only and not run(["benchmarks.recall_modes", "--data", args.data, *quick]):
             failures.append("modes")
+        if "never_hurts" in only and not run(
+            ["benchmarks.never_hurts", "--data", args.data, *quick]
+        ):
+            failures.append("never_hurts")
         if "store" in only:
             sizes = "1000,10000" if args.quick else "1000,10000,100000"
             cmd = [

@@ -2,7 +2,7 @@
 
 Loads the synthetic corpus of :mod:`benchmarks.corpus` (zh+en template memories, 384-d vectors
 derived from ~2,000 real local-model embeddings plus noise) through the public
-``MemoryStore.upsert``, then times ``MemoryStore.search`` (kNN + BM25 fused with RRF, k=10,
+``MemoryStore.upsert``, then times ``MemoryStore.search`` (kNN + BM25 fused by z-scores,
 the default 50 candidates per component) for queries over random users, with the query
 vector given (no embedding in the timing). With ``--sizes`` the same store is grown step by
 step and measured at each size, with the RSS of this process (and of the Elasticsearch JVM

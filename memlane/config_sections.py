@@ -11,8 +11,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from memlane.constants import RRF_K
-
 
 class Section(BaseModel):
     """A frozen settings section: validated once, unknown keys refused."""
@@ -76,6 +74,12 @@ class EmbeddingSettings(Section):
     timeout_s: float = Field(30.0, gt=0)
     query_cache_size: int = Field(2048, ge=0)
     api_key: SecretStr | None = None
+    # OpenMP threads of the local model in a client process (the bot's retrieve), and in each
+    # worker process. Set in the environment with OMP_WAIT_POLICY=PASSIVE before the model
+    # loads; an OMP_* variable already in the environment wins. 2 passive threads held up best
+    # next to busy workers, and 1 thread per worker leaves the cores to the bot (issue 14).
+    threads: int = Field(2, ge=1, le=256)
+    worker_threads: int = Field(1, ge=1, le=256)
 
 
 class LLMSettings(Section):
@@ -160,7 +164,6 @@ class RetrievalSettings(Section):
 
     top_k: int = Field(10, ge=1, le=200)
     candidates: int = Field(50, ge=1, le=1000)
-    rrf_k: int = Field(RRF_K, ge=1)  # see memlane.constants.RRF_K
     knn_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     insight_boost: float = Field(0.2, ge=0)
@@ -169,6 +172,9 @@ class RetrievalSettings(Section):
     recency_weight: float = Field(0.05, ge=0)
     recency_half_life_days: float = Field(90.0, gt=0)
     time_match_boost: float = Field(1.0, ge=0)
+    # Added to raw turns spoken by the one participant the question names ("What did Caroline
+    # ...?"); +2 R@10 on LoCoMo once raw vectors carry the previous turn (issue 14).
+    speaker_boost: float = Field(0.2, ge=0)
     time_filter: bool = False
     mmr_lambda: float | None = Field(None, ge=0, le=1)
     mmr_duplicate_threshold: float = Field(0.97, gt=0, le=1)

@@ -45,14 +45,11 @@ TOMBSTONE_TTL_S = 7 * 24 * 3600
 STRAY_WRITE_GRACE_S = 120.0
 STRAY_WRITE_SWEEP_S = 5.0
 
-# Reciprocal rank fusion's k: the default of the setting retrieval.rrf_k and of every search
-# query (memlane.store.fusion). 10, not the textbook 60: measured better on both LoCoMo and
-# MADial (benchmarks/recall_bench). Here, below the settings and the stores, so both use it.
-RRF_K = 10
-
 # Elasticsearch. Version 2 routes by a digest of the user id (version 1 used the raw id, which
-# breaks for ids with commas on a multi-shard index); see ElasticsearchStore.ensure_schema.
-ES_INDEX_VERSION = 2
+# breaks for ids with commas on a multi-shard index); version 3 holds the BM25 tokens of
+# memlane.text.tokens.TOKENIZER_VERSION 2 (Chinese words instead of characters + bigrams).
+# See ElasticsearchStore.ensure_schema and `memlane migrate-index`.
+ES_INDEX_VERSION = 3
 
 # Celery task names: the tasks' own names, their routes, and what tasks send each other by.
 TASK_CONSOLIDATE = "memlane.consolidate"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from memlane.buffer.status import TaskStatus
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.errors import MemlaneError
+from memlane.llm.embeddings import configure_openmp
 from memlane.logging import configure_logging, get_logger
 from memlane.redaction import Redactor
 from worker.terminal import safe
@@ -184,11 +184,11 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         connect_worker_signals(settings, wiring_of(app).worker_id)
         concurrency = args.concurrency or settings.worker.concurrency
-        if concurrency > 1:
-            # Each pool child embeds with OpenMP; several children each spinning a thread per
-            # core oversubscribe the CPU (measured: a 5-turn batch took 1.6 s instead of 0.18 s
-            # with two children on two cores). The children inherit this before libgomp loads.
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
+        # Each pool child embeds with OpenMP; several children each spinning a thread per core
+        # oversubscribe the CPU (measured: a 5-turn batch took 1.6 s instead of 0.18 s with two
+        # children on two cores), and spinning workers slow the bot's query embedding on the
+        # same host 2-5x (issue 14). The children inherit this before libgomp loads.
+        configure_openmp(settings.embedding.worker_threads)
         app.worker_main(
             [
                 "worker",

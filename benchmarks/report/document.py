@@ -16,6 +16,7 @@ from benchmarks.report.guard import guard_section
 from benchmarks.report.ingest import ingest_section
 from benchmarks.report.markdown import table
 from benchmarks.report.modes import modes_section
+from benchmarks.report.never_hurts import never_hurts_section
 from benchmarks.report.plots import write_plots
 from benchmarks.report.recall import recall_section
 from benchmarks.report.results import Results, load_results
@@ -62,6 +63,7 @@ def render(r: Results) -> str:
     for lines in (
         benchmark_section(r.recall, recall_section, "recall_bench"),
         benchmark_section(r.modes, modes_section, "recall_modes"),
+        benchmark_section(r.never_hurts, never_hurts_section, "never_hurts"),
         benchmark_section(r.store, store_section, "store_bench"),
         benchmark_section(r.retrieval, retrieval_section, "retrieval_bench"),
         benchmark_section(r.ingest, ingest_section, "ingest_bench"),

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from benchmarks.report.markdown import by_name, provenance, table
-from benchmarks.report.schema import Anchor25, Locomo, Madial, RecallAnchors, RecallDoc
+from benchmarks.report.schema import (
+    Anchor25,
+    Locomo,
+    LocomoPart,
+    Madial,
+    RecallAnchors,
+    RecallDoc,
+)
 
 
 def recall_section(doc: RecallDoc) -> list[str]:
@@ -12,7 +19,8 @@ def recall_section(doc: RecallDoc) -> list[str]:
     out = ["## Retrieval quality", "", *provenance(doc), ""]
     out += [
         "Memories are loaded straight into the store (the way raw mode builds them: "
-        "`memlane.buffer.raw.raw_memories`, passage embeddings in batches, `upsert`), not through "
+        "`memlane.buffer.raw.raw_memories`, each turn embedded with the previous turn of its "
+        "session (`raw_passages`) in batches, `upsert`), not through "
         "Redis and Celery: this measures retrieval, not ingestion. Questions go through "
         f"`MemoryClient.retrieve` (backend: {res['backend']}).",
         "",
@@ -52,6 +60,24 @@ def locomo_lines(loc: Locomo, dragon: Anchor25, top_k: int) -> list[str]:
     ]
     out += ["Ablation (overall, categories 1-4):", ""]
     out += table(["variant", "retrieval overrides", "R@5", "R@10", "R@25", "retrieve p50 ms"], rows)
+    if loc.get("parts"):
+        out += [
+            "What each part of the defaults buys (cumulative steps, `benchmarks/ablation.py`; "
+            "every step with today's BM25 tokens):",
+            "",
+        ]
+        parts = [
+            [
+                p["name"],
+                p["overall"]["r@5"],
+                p["overall"]["r@10"],
+                p["overall"]["r@25"],
+                category_r10(p, "multi-hop"),
+                category_r10(p, "single-hop"),
+            ]
+            for p in loc.get("parts") or []
+        ]
+        out += table(["step", "R@5", "R@10", "R@25", "multi-hop R@10", "single-hop R@10"], parts)
     if loc.get("sweep"):
         best = [
             [f"`{r['settings']}`", r["r@5"], r["r@10"], r["r@25"]]
@@ -60,6 +86,12 @@ def locomo_lines(loc: Locomo, dragon: Anchor25, top_k: int) -> list[str]:
         out += ["Best settings of the sweep (sorted by R@10):", ""]
         out += table(["retrieval overrides", "R@5", "R@10", "R@25"], best)
     return [*out, "![LoCoMo recall@k](img/recall_locomo.png)", ""]
+
+
+def category_r10(part: LocomoPart, category: str) -> object:
+    """A step's R@10 on one question category ("" when the category is absent)."""
+    found = part["per_category"].get(category)
+    return found["r@10"] if found is not None else ""
 
 
 def locomo_categories(loc: Locomo, dragon: Anchor25) -> list[list[object]]:
@@ -100,6 +132,10 @@ def madial_lines(mad: Madial, anchors: RecallAnchors) -> list[str]:
         rows.append([f"{label} (anchor)", an["r@5"], an["r@10"]])
     out += ["Ablation with the chosen query:", ""]
     out += table(["variant", "R@5", "R@10"], rows)
+    if mad.get("parts"):
+        parts = [[p["name"], p["r@5"], p["r@10"]] for p in mad.get("parts") or []]
+        out += ["What the fusion rule buys (chosen query, `benchmarks/ablation.py`):", ""]
+        out += table(["step", "R@5", "R@10"], parts)
     if mad.get("sweep"):
         best = [[f"`{r['settings']}`", r["r@5"], r["r@10"]] for r in (mad.get("sweep") or [])[:6]]
         out += ["Best settings of the sweep (sorted by R@10):", ""]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.report.schema import Baseline, ModesDoc, RecallDoc
+from benchmarks.report.schema import Baseline, ModesDoc, NeverHurtsDoc, RecallDoc
 from benchmarks.report.schema_api import ApiDoc
 from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
 
@@ -24,6 +24,7 @@ class Results:
     cost: CostDoc | None = None
     sweep: SweepDoc | None = None
     api: ApiDoc | None = None
+    never_hurts: NeverHurtsDoc | None = None
     baseline: Baseline | None = None
 
 
@@ -51,5 +52,6 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         cost=cast(CostDoc | None, doc("cost_bench")),
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
         api=cast(ApiDoc | None, doc("api_bench")),
+        never_hurts=cast(NeverHurtsDoc | None, doc("never_hurts")),
         baseline=cast(Baseline | None, read_json(baseline)),
     )

@@ -87,6 +87,14 @@ class LocomoLoad(TypedDict):
     memories: int
 
 
+class LocomoPart(TypedDict):
+    """One cumulative step of what each part of the defaults buys (benchmarks.ablation)."""
+
+    name: str
+    per_category: dict[str, Recall25]
+    overall: Recall25
+
+
 class Locomo(TypedDict):
     """recall_bench's LoCoMo results."""
 
@@ -94,6 +102,7 @@ class Locomo(TypedDict):
     load: LocomoLoad
     ablation: list[LocomoAblation]
     sweep: NotRequired[list[LocomoSweepRow] | None]
+    parts: NotRequired[list[LocomoPart]]
 
 
 class MadialAblation(Recall20):
@@ -111,6 +120,7 @@ class Madial(TypedDict):
     ablation: list[MadialAblation]
     chosen_query: str
     sweep: NotRequired[list[MadialSweepRow] | None]
+    parts: NotRequired[list[Recall20]]
 
 
 class RecallAnchors(TypedDict):
@@ -121,7 +131,16 @@ class RecallAnchors(TypedDict):
     madial_openai: Anchor10
 
 
-RecallGoals = TypedDict("RecallGoals", {"locomo_r@10": float})
+RecallGoals = TypedDict(
+    "RecallGoals",
+    {
+        "locomo_r@10": float,
+        "locomo_multi_hop_r@10": NotRequired[float],
+        "locomo_both_r@10": NotRequired[float],
+        "madial_r@5": NotRequired[float],
+        "madial_r@10": NotRequired[float],
+    },
+)
 
 
 class RecallResults(TypedDict):
@@ -191,6 +210,38 @@ class ModesDoc(Envelope):
     """``recall_modes.json``."""
 
     results: ModesResults
+
+
+# -- never_hurts ----------------------------------------------------------------------------
+
+Recall10 = TypedDict("Recall10", {"r@5": float, "r@10": float})
+NeverHurtsRow = TypedDict(
+    "NeverHurtsRow",
+    {
+        "dataset": str,
+        "formulation": str,
+        "defaults": Recall10,
+        "dense only": Recall10,
+        "BM25 only": Recall10,
+        "margin r@5": float,
+        "margin r@10": float,
+    },
+)
+
+
+class NeverHurtsResults(TypedDict):
+    """never_hurts's ``results``."""
+
+    rows: list[NeverHurtsRow]
+    worst_margin: float
+    tolerance: float
+    ok: bool
+
+
+class NeverHurtsDoc(Envelope):
+    """``never_hurts.json``."""
+
+    results: NeverHurtsResults
 
 
 # -- the guard's baseline -------------------------------------------------------------------

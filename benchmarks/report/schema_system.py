@@ -64,6 +64,11 @@ class RetrievalBackend(TypedDict):
     embed_query_only: Latency
     end_to_end_cold: Latency
     end_to_end_cached: Latency
+    end_to_end_loaded: NotRequired[Latency]
+    load_workers: NotRequired[int]
+    loadavg_1m: NotRequired[list[float]]
+    loaded_over_idle_p95: NotRequired[float | None]
+    goal_loaded_ratio: NotRequired[float]
 
 
 class Mem0Anchor(TypedDict):

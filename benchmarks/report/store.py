@@ -26,7 +26,7 @@ def store_section(doc: StoreDoc) -> list[str]:
         "Synthetic zh+en memories (templates; vectors from ~2,000 real local-model "
         "embeddings plus noise), loaded with `MemoryStore.upsert` in chunks of "
         f"{doc['params']['chunk']}; then {doc['params']['queries']} hybrid searches "
-        "(kNN + BM25, RRF, k=10, 50 candidates each) over random users, query vector "
+        "(kNN + BM25 fused by z-scores, 50 candidates each) over random users, query vector "
         "given. The corpus grows in users (~100 memories each).",
         "",
     ]

@@ -1,4 +1,12 @@
-"""Raw mode: every buffered turn becomes a ``raw`` memory, embedded and time-stamped."""
+"""Raw mode: every buffered turn becomes a ``raw`` memory, embedded and time-stamped.
+
+The stored content is the turn itself (``speaker: text``), but the *embedded* passage is the
+turn together with the turn before it in the same session (:func:`raw_passages`): an answer
+such as "Yes, last week" means nothing without its question. Measured on LoCoMo (issue 14):
+evidence R@10 in raw mode 65.7 -> 72.3 with the previous turn in the vector, most of it on
+single-hop questions. The speaker's name is kept in ``metadata["speaker"]``, so retrieval can
+favour the one participant a question names (:mod:`memlane.retrieval.ranking`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,11 @@ from datetime import datetime
 from memlane.buffer.turns import BufferedTurn
 from memlane.config_sections import NAME_SEPARATOR
 from memlane.ids import raw_memory_id
-from memlane.models import Memory, MemoryKind, Role
+from memlane.models import Memory, MemoryKind, Role, Turn
 from memlane.text.tokens import detect_language
+
+# metadata key of a raw memory's speaker name (the turn's ``name``)
+SPEAKER_KEY = "speaker"
 
 
 def raw_content(entry: BufferedTurn) -> str:
@@ -42,7 +53,47 @@ def raw_memories(
                 batch_id=batch_id,
                 importance=0.6 if turn.role is Role.USER else 0.3,
                 language=detect_language(turn.content),
-                metadata={**turn.metadata, "role": turn.role.value},
+                metadata=raw_metadata(turn),
             )
         )
     return memories
+
+
+def raw_metadata(turn: Turn) -> dict[str, str]:
+    """A raw memory's metadata: the turn's, its role, and the speaker's name when given."""
+    named = {SPEAKER_KEY: turn.name} if turn.name else {}
+    return {**turn.metadata, "role": turn.role.value, **named}
+
+
+def speaker_line(entry: BufferedTurn) -> str:
+    """The turn as a line of a dialogue: ``name: text``, or ``role: text`` without a name."""
+    turn = entry.turn
+    return raw_content(entry) if turn.name else f"{turn.role.value}{NAME_SEPARATOR}{turn.content}"
+
+
+def memory_line(memory: Memory) -> str:
+    """A stored raw memory as a line of a dialogue, like :func:`speaker_line` of its turn."""
+    name = memory.metadata.get(SPEAKER_KEY)
+    if name and memory.content.startswith(f"{name}{NAME_SEPARATOR}"):
+        return memory.content  # stored as ``name: text`` already
+    return f"{memory.metadata.get('role', Role.USER.value)}{NAME_SEPARATOR}{memory.content}"
+
+
+def raw_passages(entries: Sequence[BufferedTurn], previous: Memory | None = None) -> list[str]:
+    """The text embedded for each turn's raw memory (pure): the previous turn, then this one.
+
+    ``prev speaker: prev text\nspeaker: text`` when the turn before it, in the batch or
+    ``previous`` (the last raw memory before the batch), is of the same session; else the
+    stored content alone. The stored content never changes: only the vector carries context.
+    """
+    out: list[str] = []
+    prev_line = memory_line(previous) if previous is not None else None
+    prev_session = previous.session_id if previous is not None else None
+    for entry in entries:
+        line = speaker_line(entry)
+        if prev_line is not None and prev_session == entry.turn.session_id:
+            out.append(f"{prev_line}\n{line}")
+        else:
+            out.append(raw_content(entry))
+        prev_line, prev_session = line, entry.turn.session_id
+    return out

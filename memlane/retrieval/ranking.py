@@ -1,6 +1,6 @@
 """Pure ranking: boosts on top of fused search hits, MMR, and profile-question detection.
 
-The fused score comes normalised from :mod:`memlane.store.fusion`; the boosts add to it.
+The fused score comes in [0, 1] from :mod:`memlane.store.fusion`; the boosts add to it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from datetime import datetime
 
 import numpy as np
 
+from memlane.buffer.raw import SPEAKER_KEY
 from memlane.config_sections import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, memory_time
+from memlane.text.tokens import is_cjk
 
 _PROFILE = re.compile(
     r"(你知道我|我(是|的)?(喜欢|爱好|职业|工作|家人|住在|偏好)|关于我|我是谁|我的.{0,6}是什么"
@@ -50,6 +52,29 @@ def is_profile_query(query: str) -> bool:
     return bool(_PROFILE.search(query))
 
 
+def named_speaker(query: str, memories: Sequence[Memory]) -> str | None:
+    """The one speaker of these raw memories whose name the query mentions; None if 0 or 2+.
+
+    The names come from the candidates themselves (``metadata["speaker"]``), so no list of
+    participants is kept. Latin names match as whole words, case-insensitively ("What did
+    caroline's..."); names in CJK script as substrings (there are no word boundaries).
+    """
+    names = {
+        str(m.metadata[SPEAKER_KEY])
+        for m in memories
+        if m.kind is MemoryKind.RAW and m.metadata.get(SPEAKER_KEY)
+    }
+    text = query.casefold()
+    named = {n for n in names if _mentions(text, n.casefold())}
+    return named.pop() if len(named) == 1 else None
+
+
+def _mentions(text: str, name: str) -> bool:
+    if any(is_cjk(ch) for ch in name):
+        return name in text
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
+
+
 def recency(memory: Memory, now: datetime, half_life_days: float) -> float:
     """Exponential decay in [0, 1] of the time since the memory was recorded."""
     age_days = max(0.0, (now - memory.recorded_at).total_seconds() / 86400)
@@ -62,8 +87,13 @@ def boost(
     now: datetime,
     window: tuple[datetime | None, datetime | None] | None,
     profile: bool,
+    speaker: str | None = None,
 ) -> RetrievedMemory:
-    """Score one hit: its fused score (normalised by fusion, in [0, 1]) plus boosts, recorded."""
+    """Score one hit: its fused score (in [0, 1]) plus boosts, each recorded.
+
+    ``speaker`` is the participant the question names (:func:`named_speaker`): their raw
+    turns get ``speaker_boost``.
+    """
     fused = hit.score
     m = hit.memory
     boosts: dict[str, float] = {}
@@ -75,6 +105,8 @@ def boost(
         boosts["recency"] = cfg.recency_weight * recency(m, now, cfg.recency_half_life_days)
     if window and in_window(memory_time(m), window):
         boosts["time"] = cfg.time_match_boost
+    if speaker is not None and m.kind is MemoryKind.RAW and m.metadata.get(SPEAKER_KEY) == speaker:
+        boosts["speaker"] = cfg.speaker_boost
     explanation = Explanation(hit.knn_rank, hit.bm25_rank, fused, boosts)
     return RetrievedMemory(m, fused + sum(boosts.values()), explanation)
 
@@ -91,9 +123,11 @@ def rank(
     now: datetime,
     window: tuple[datetime | None, datetime | None] | None = None,
     profile: bool = False,
+    query: str = "",
 ) -> list[RetrievedMemory]:
-    """Boost and sort hits, best first (stable on ties)."""
-    scored = [boost(h, cfg, now, window, profile) for h in hits]
+    """Boost and sort hits, best first (stable on ties). ``query`` names a speaker, or not."""
+    speaker = named_speaker(query, [h.memory for h in hits]) if cfg.speaker_boost else None
+    scored = [boost(h, cfg, now, window, profile, speaker) for h in hits]
     return sorted(scored, key=lambda r: -r.score)
 
 

@@ -85,11 +85,11 @@ def retrieve(
         fusion=Fusion.of(cfg),
     )
     hits = services.store.search(user_id, search)
-    results = rank(hits, cfg, moment, window, is_profile_query(query))
+    results = rank(hits, cfg, moment, window, is_profile_query(query), query)
     if include_pending:
         pending = pending_hits(services.buffer, services.embedder, settings, user_id, query, vector)
         results = sorted(
-            results + [_as_pending(r) for r in rank(pending, cfg, moment, window)],
+            results + [_as_pending(r) for r in rank(pending, cfg, moment, window, query=query)],
             key=lambda r: -r.score,
         )
     if rerank or (rerank is None and settings.rerank.enabled):

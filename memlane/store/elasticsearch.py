@@ -6,10 +6,9 @@
   ``user_id`` (:func:`memlane.store.es_mapping.routing`; a raw id with a comma would be split
   into two routing values), and every query is filtered by the user id itself
   (:func:`memlane.store.es_mapping.build_filters`).
-- A document's ``_id`` is a hash of ``(user_id, id)``, so two users' equal memory ids never
-  collide; the plain id lives in the ``id`` field.
-- Hybrid search sends kNN and BM25 in one ``_msearch`` and fuses them in the application with
-  :func:`memlane.store.fusion.fuse_hits` (no licensed RRF needed).
+- A document's ``_id`` is a hash of ``(user_id, id)`` (two users' equal ids never collide).
+- Hybrid search sends kNN and BM25 in one ``_msearch``; :func:`memlane.store.fusion.fuse_hits`
+  fuses them in the application.
 - Only core APIs are used (bulk, mget, search, msearch, PIT, count, aliases): no scripts,
   ``_delete_by_query``, ``_update_by_query`` or ``_reindex``, so it runs on a minimal node.
 - Writes use ``refresh=wait_for``: what ``upsert`` wrote is searchable when it returns.
@@ -28,6 +27,7 @@ from elasticsearch import ApiError, Elasticsearch
 from memlane.config import Settings
 from memlane.constants import ES_INDEX_VERSION
 from memlane.errors import InvalidInput, StoreError, StoreUnavailable
+from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryStatus, Page, SearchHit, SupersedeReason
 from memlane.store import es_mapping as m
 from memlane.store import es_scan
@@ -43,6 +43,8 @@ from memlane.store.base import (
 )
 from memlane.store.fusion import fuse_hits
 from memlane.validation import validate_memories, validate_user_id
+
+log = get_logger(__name__)
 
 Json = dict[str, Any]
 
@@ -135,10 +137,14 @@ class ElasticsearchStore:
                 raise
 
     def check_version(self) -> None:
-        """Refuse an older index whose routing would miss documents (see ``outdated_index``)."""
+        """Refuse an older index whose routing would miss documents (see ``outdated_index``);
+        warn about one whose BM25 tokens are older (``stale_tokens``), which still works."""
         index = self.current_index()
         if (m.index_version(index, self.alias) or 0) >= ES_INDEX_VERSION:
             return
+        stale = m.stale_tokens(index, self.alias, ES_INDEX_VERSION)
+        if stale is not None:
+            log.warning("es_index_tokens_outdated", index=index, reason=stale)
         with _errors("check_version"):
             found = self.client.indices.get_settings(index=index, name="index.number_of_shards")
         shards = int(found[index]["settings"]["index"]["number_of_shards"])
@@ -314,7 +320,7 @@ class ElasticsearchStore:
         return [found[i] for i in wanted if i in found]
 
     def search(self, user_id: str, query: SearchQuery) -> list[SearchHit]:
-        """Hybrid search: kNN and BM25 under one filter in one ``_msearch``, fused with RRF."""
+        """Hybrid search: kNN and BM25 under one filter in one ``_msearch``, fused by z-scores."""
         user = self._user(user_id)
         check_query(query, self.dims)
         filters = m.build_filters(user, query.filter)

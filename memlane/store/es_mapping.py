@@ -5,8 +5,8 @@ and its first clause is always ``term user_id``, so no request of the store can 
 isolation. kNN and BM25 bodies take the *same* filter list.
 
 BM25 runs on ``search_text``: content, keywords and subject pre-tokenised by
-:func:`memlane.text.tokens.tokenize` (CJK runs become characters plus bigrams, the same tokens as
-the SQLite backend) and indexed with the ``whitespace`` analyzer, which our minimal node has.
+:func:`memlane.text.tokens.tokenize` (Chinese words without stop words, the same tokens as the
+SQLite backend) and indexed with the ``whitespace`` analyzer, which our minimal node has.
 Query text goes through the same tokeniser and is sent as a ``match`` query, never as query
 syntax, so operators in user text are plain words.
 
@@ -38,6 +38,10 @@ MAX_RESULT_WINDOW = 10_000  # index.max_result_window: the most hits one search 
 DERIVED_FIELDS = ("search_text", "metadata_kv")
 # Full float HNSW: exact cosine scores, the same as the SQLite backend (int8 would save memory).
 VECTOR_INDEX_OPTIONS: Json = {"type": "hnsw"}
+# Index versions from which documents are routed by :func:`routing`, and from which
+# ``search_text`` holds today's tokens (:data:`memlane.text.tokens.TOKENIZER_VERSION` 2).
+ROUTED_BY_DIGEST_SINCE = 2
+TOKENS_SINCE = 3
 _KEYWORDS = (
     "id",
     "user_id",
@@ -120,13 +124,31 @@ def outdated_index(index: str, alias: str, shards: int, current: int) -> str | N
     several, reads would miss documents, so the operator must migrate first.
     """
     version = index_version(index, alias)
-    if (version is not None and version >= current) or shards == 1:
+    if (version is not None and version >= ROUTED_BY_DIGEST_SINCE) or shards == 1:
         return None
     return (
         f"index {index} (behind alias {alias}) has {shards} shards and was built by an older "
         f"memlane (index version {version or 'unknown'}) that routed documents by the raw user "
         f"id, so user ids with a comma would be missed. Stop the workers and run "
         f"`memlane migrate-index` to copy it into {index_name(alias, current)}"
+    )
+
+
+def stale_tokens(index: str, alias: str, current: int) -> str | None:
+    """Why an index's BM25 tokens are not today's; None if they are.
+
+    Before version 3, ``search_text`` held Chinese as characters and bigrams; queries are now
+    Chinese words, so keyword search on Chinese text is degraded (English is unchanged) until
+    the documents are re-tokenised by copying them into a new index.
+    """
+    version = index_version(index, alias)
+    if version is not None and version >= TOKENS_SINCE:
+        return None
+    return (
+        f"index {index} (behind alias {alias}) holds the BM25 tokens of an older memlane "
+        f"(Chinese as characters and bigrams): keyword search on Chinese text is degraded. "
+        f"Stop the workers and run `memlane migrate-index` to re-tokenise it into "
+        f"{index_name(alias, current)}"
     )
 
 

@@ -176,7 +176,7 @@ class SqliteStore:
         return found
 
     def search(self, user_id: str, query: SearchQuery) -> list[SearchHit]:
-        """Hybrid search: BM25 (FTS5) and cosine kNN under one filter, fused with RRF."""
+        """Hybrid search: BM25 (FTS5) and cosine kNN under one filter, fused by z-scores."""
         user = self._user(user_id)
         check_query(query, self.dims)
         size = max(query.k, query.candidates)

@@ -8,10 +8,14 @@ Tables:
   ``event_us`` is the event time, or ``recorded_us`` when the memory has no event time.
 - ``memories_fts``: FTS5 over text pre-tokenised by :func:`memlane.text.tokens.tokenize`, with
   rowid = ``memories.rowid``. The ``ascii`` tokenizer splits only on ASCII punctuation and
-  spaces, so every pre-made token (CJK characters and bigrams included) stays one FTS token.
+  spaces, so every pre-made token (Chinese words, kana/Hangul bigrams) stays one FTS token.
 - ``user_versions``: a random token per user, replaced in every write transaction, so any
   process can tell cheaply whether its cached vectors for that user are stale.
-- ``store_meta``: schema version and vector dims, checked when the file is opened.
+- ``store_meta``: schema version and vector dims, checked when the file is opened, and the
+  version of the BM25 tokens in ``memories_fts`` (:data:`memlane.text.tokens.TOKENIZER_VERSION`;
+  a file without it holds version 1). A file indexed with other tokens has its FTS rows rebuilt
+  from the stored documents when it is opened, once, inside the schema transaction: the
+  embedded store needs no separate migration command.
 
 Schema 3 added the ``superseded_by`` column (the version history asks for a memory's
 predecessors). A schema-2 file is migrated in place when it is opened: the column is added and
@@ -26,6 +30,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from memlane.errors import StoreError, StoreUnavailable
+from memlane.logging import get_logger
+from memlane.store.sqlite_query import fts_text, memory_from_row, owner_token
+from memlane.text.tokens import TOKENIZER_VERSION
+
+log = get_logger(__name__)
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
@@ -115,6 +124,8 @@ def create_schema(conn: sqlite3.Connection, dims: int) -> None:
             raise StoreError(f"store schema {stored['schema']} is not {SCHEMA_VERSION}")
         for statement in INDEXES:
             conn.execute(statement)
+        if int(stored.get("tokenizer", 1)) != TOKENIZER_VERSION:
+            rebuild_fts(conn, int(stored.get("tokenizer", 1)))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -131,3 +142,27 @@ def _migrate(conn: sqlite3.Connection, version: int) -> int:
         version += 1
         conn.execute("UPDATE store_meta SET value = ? WHERE key = 'schema'", (str(version),))
     return version
+
+
+def rebuild_fts(conn: sqlite3.Connection, old_version: int) -> None:
+    """Re-tokenise every memory into ``memories_fts`` (inside the caller's write transaction).
+
+    Runs when the file was indexed with other BM25 tokens than this version makes; the query
+    tokens would otherwise not match the indexed ones. Records the new tokenizer version.
+    """
+    rows = conn.execute("SELECT rowid, user_id, doc FROM memories").fetchall()
+    conn.execute("DELETE FROM memories_fts")
+    conn.executemany(
+        "INSERT INTO memories_fts (rowid, text, owner) VALUES (?, ?, ?)",
+        [
+            (rowid, fts_text(memory_from_row(doc, None)), owner_token(user))
+            for rowid, user, doc in rows
+        ],
+    )
+    conn.execute(
+        "INSERT INTO store_meta (key, value) VALUES ('tokenizer', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(TOKENIZER_VERSION),),
+    )
+    if rows:  # a new file has nothing to rebuild and nothing to report
+        log.info("fts_rebuilt", memories=len(rows), tokenizer=TOKENIZER_VERSION, was=old_version)

@@ -1,36 +1,41 @@
-"""Text helpers: CJK-aware tokenisation for BM25 and language detection. Pure functions."""
+"""Text helpers: tokenisation for BM25 (English words, Chinese words) and language detection.
+
+Both stores index the tokens made here (SQLite FTS5 and the Elasticsearch ``search_text``
+field), so a change of :func:`tokenize` changes what is indexed: :data:`TOKENIZER_VERSION` is
+bumped with it, and each store rebuilds or refuses an index built with other tokens.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from functools import lru_cache
+from types import ModuleType
 
 import snowballstemmer
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
-_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
+from memlane.text.stopwords import CJK_STOP_CHARS, EN_STOPWORDS, ZH_STOPWORDS
+
+__all__ = ["CJK_STOP_CHARS", "EN_STOPWORDS", "TOKENIZER_VERSION", "ZH_STOPWORDS"]
+
+# 1: CJK characters + bigrams. 2: the CJK split fix, and Chinese words (jieba search mode)
+# minus stop words and filler.
+TOKENIZER_VERSION = 2
+
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = _HAN + r"\u3040-\u30ff\uac00-\ud7af"
+# CJK characters are ``\w`` too, so the Latin branch must exclude them explicitly: with
+# ``[^\W_]+`` a clause glued to a Latin name or a digit ("Bart在新开的冰淇淋店") became one
+# "English" token, stemmed, and invisible to BM25.
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
+_HAN_ONLY = re.compile(rf"[{_HAN}]+")
+_stemmer = snowballstemmer.stemmer("english")
 
 
 def is_cjk(text: str) -> bool:
     """True when ``text`` starts with a CJK character."""
     return bool(_CJK_RUN.match(text))
-
-
-# Function words that match nearly every memory and only add noise to BM25.
-EN_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves
-    s t d ll m re ve don didn doesn isn wasn""".split()
-)
-CJK_STOP_CHARS = frozenset("的了是我你吗呢吧啊么")
-_stemmer = snowballstemmer.stemmer("english")
 
 
 @lru_cache(maxsize=65536)
@@ -39,22 +44,49 @@ def stem(word: str) -> str:
     return str(_stemmer.stemWord(word))
 
 
-def tokenize(text: str) -> list[str]:
-    """BM25 tokens: stemmed English words without stop words; CJK as characters plus bigrams.
+@lru_cache(maxsize=1)
+def _segmenter() -> ModuleType:
+    # Imported at first use: loading jieba's dictionary takes about 1.3 s, which a process
+    # that never sees Chinese should not pay.
+    import rjieba
 
-    "用户爱好是吉他" yields 用 户 爱 好 吉 他 and 用户 户爱 爱好 好是 是吉 吉他, so a query for
-    吉他 matches without a Chinese word segmenter. Single-character CJK function words (的, 是,
-    我, ...) are dropped, but bigrams that contain them stay.
+    return rjieba
+
+
+def chinese_words(run: str) -> list[str]:
+    """The BM25 tokens of a run of Chinese characters: jieba search-mode words, no stop words.
+
+    Search mode gives a long word and its dictionary sub-words (数学考试 -> 数学, 考试,
+    数学考试), so a query that segments differently still matches. Function words, pronouns
+    and conversational filler (的, 我, 嗯, 哈哈, 那个, 就是...) are dropped: they occur in
+    nearly every chat turn and only add noise.
+    """
+    return [w for w in _segmenter().cut_for_search(run) if w.strip() and w not in ZH_STOPWORDS]
+
+
+def characters_and_bigrams(run: str) -> list[str]:
+    """The tokens of a kana or Hangul run: each character (bar stop characters), then pairs."""
+    chars = [ch for ch in run if ch not in CJK_STOP_CHARS]
+    return chars + [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: stemmed English words without stop words; Chinese words without filler.
+
+    "用户爱好是吉他" yields 用户 爱好 吉他, so a query for 吉他 matches. Runs holding kana or
+    Hangul (no segmenter for them here) become characters plus bigrams.
     """
     norm = unicodedata.normalize("NFKC", text).casefold()
     tokens: list[str] = []
     for match in _TOKEN.finditer(norm):
         run = match.group()
-        if is_cjk(run):
-            tokens.extend(ch for ch in run if ch not in CJK_STOP_CHARS)
-            tokens.extend(run[i : i + 2] for i in range(len(run) - 1))
-        elif run not in EN_STOPWORDS:
-            tokens.append(stem(run))
+        if not is_cjk(run):
+            if run not in EN_STOPWORDS:
+                tokens.append(stem(run))
+        elif _HAN_ONLY.fullmatch(run):
+            tokens.extend(chinese_words(run))
+        else:
+            tokens.extend(characters_and_bigrams(run))
     return tokens
 
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from memlane.buffer.forgetting import guarded_write
 from memlane.buffer.lease import Leases
-from memlane.buffer.raw import raw_memories
+from memlane.buffer.raw import raw_memories, raw_passages
 from memlane.buffer.turns import BufferedTurn, TurnBuffer
 from memlane.errors import (
     BadOutputRetry,
@@ -42,13 +42,15 @@ from memlane.errors import (
 from memlane.ids import batch_id as derive_batch_id
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
-from memlane.models import Memory
+from memlane.models import Memory, MemoryFilter, MemoryKind, TimeField, TimeWindow
 from memlane.redaction import Redactor
-from memlane.store.base import MemoryStore
+from memlane.store.base import MemoryStore, list_all
 from pipelines.consolidation.rules import take_batch, written_ids
 from pipelines.plan import ExtractionPlan, apply_plan
 
 log = get_logger(__name__)
+# How far back the previous turn of a batch's first turn is looked for (raw mode).
+PREVIOUS_TURN_WINDOW = timedelta(hours=1)
 
 
 class Extractor(Protocol):
@@ -108,9 +110,28 @@ def plan_batch(
         made = ports.extractor(user_id, batch, entries)
         plan = made if isinstance(made, ExtractionPlan) else ExtractionPlan(memories=made)
     else:
-        plan = ExtractionPlan(memories=raw_memories(user_id, batch, entries, ports.clock()))
+        memories = raw_memories(user_id, batch, entries, ports.clock())
+        passages = raw_passages(entries, previous_raw(ports.store, user_id, entries[0]))
+        # One call for the whole batch; the vector carries the previous turn, the content not.
+        for memory, vector in zip(memories, ports.embedder.embed_passages(passages), strict=True):
+            memory.embedding = list(vector)
+        plan = ExtractionPlan(memories=memories)
     embed_missing(ports.embedder, plan.memories)
     return plan
+
+
+def previous_raw(store: MemoryStore, user_id: str, first: BufferedTurn) -> Memory | None:
+    """The raw memory of the turn said just before ``first`` in its session, if stored.
+
+    The turns before a batch were consolidated by the batches before it. Looked for within
+    :data:`PREVIOUS_TURN_WINDOW` before ``first``, so the cost stays one small query however
+    long the session is; an older previous turn is left out (the turn is embedded alone).
+    """
+    turn = first.turn
+    window = TimeWindow(turn.ts - PREVIOUS_TURN_WINDOW, turn.ts, TimeField.RECORDED_AT)
+    flt = MemoryFilter(kinds=(MemoryKind.RAW,), session_id=turn.session_id, time=window)
+    found = [m for m in list_all(store, user_id, flt) if m.session_id == turn.session_id]
+    return found[-1] if found else None
 
 
 def build_memories(

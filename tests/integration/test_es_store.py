@@ -193,3 +193,30 @@ def test_routing_spreads_users_over_shards(make_store: StoreFactory) -> None:
             == user
         )
         assert store.delete_user(user) == 1
+
+
+def test_index_with_older_tokens_works_and_migrate_retokenises(
+    tmp_path: Path, es_url: str, alias: str, admin: Elasticsearch
+) -> None:
+    """A v2 index (Chinese as characters + bigrams) is accepted; migrate-index re-tokenises it."""
+    from memlane.store import es_mapping as m
+
+    old = m.index_name(alias, 2)
+    admin.indices.create(
+        index=old, settings=m.index_settings(1, 0), mappings=m.mappings(384), aliases={alias: {}}
+    )
+    memory = make_memory("Bart去了冰淇淋店", mem_id="m1", seed=1)
+    source = m.to_source(memory) | {"search_text": "bart 去 冰 淇 淋 店 冰淇 淇淋 淋店"}
+    admin.index(
+        index=old, id=m.doc_id("u1", "m1"), routing=routing("u1"), document=source, refresh=True
+    )
+    store = ElasticsearchStore(_settings(tmp_path, es_url, alias))
+    try:
+        store.ensure_schema()  # older tokens: a warning, not a refusal
+        query = SearchQuery(text="冰淇淋", k=5)
+        assert store.search("u1", query) == []
+        assert store.migrate(ES_INDEX_VERSION) == 1
+        assert [h.memory.id for h in store.search("u1", query)] == ["m1"]
+        assert m.stale_tokens(store.current_index(), alias, ES_INDEX_VERSION) is None
+    finally:
+        store.close()

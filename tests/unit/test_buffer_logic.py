@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from memlane.backoff import backoff_delay
-from memlane.buffer.raw import raw_content, raw_memories
+from memlane.buffer.raw import raw_content, raw_memories, raw_passages
 from memlane.buffer.turns import BufferedTurn, PendingUser, entry_ms
 from memlane.ids import batch_id, default_turn_id, raw_memory_id
 from memlane.models import MemoryKind, Role, Turn
@@ -214,7 +215,7 @@ def test_raw_memories_make_one_memory_per_turn() -> None:
         assert mem.batch_id == "b-1"
         assert mem.created_at == mem.updated_at == NOW
         assert mem.embedding is None  # embedding happens later, in consolidation
-        assert mem.metadata == {"source": "chat", "role": entry.turn.role.value}
+        assert mem.metadata == {"source": "chat", "role": entry.turn.role.value}  # no name
     assert mems[0].content == "我的爱好是吉他。"
     assert mems[0].language == "zh"
     assert mems[1].language == "en"
@@ -249,6 +250,44 @@ def test_raw_memories_do_not_share_the_turns_metadata_dict() -> None:
     entry = buffered(1, "hi")
     raw_memories("u1", "b", [entry], NOW)
     assert entry.turn.metadata == {"source": "chat"}
+
+
+def test_raw_memories_keep_the_speaker_name_in_metadata() -> None:
+    """A named turn's memory says who spoke; an unnamed one has no speaker key."""
+    named, unnamed = raw_memories(
+        "u1", "b", [buffered(1, "hi", name="Caroline"), buffered(2, "yo")], NOW
+    )
+    assert named.metadata["speaker"] == "Caroline"
+    assert "speaker" not in unnamed.metadata
+
+
+def test_raw_passages_carry_the_previous_turn_of_the_session() -> None:
+    """Each turn is embedded after the one before it; the first alone, as stored."""
+    entries = [
+        buffered(1, "Did you go to the lake?", name="Melanie"),
+        buffered(2, "Yes, last week.", name="Caroline"),
+        buffered(3, "Nice!", Role.ASSISTANT),
+    ]
+    assert raw_passages(entries) == [
+        "Melanie: Did you go to the lake?",
+        "Melanie: Did you go to the lake?\nCaroline: Yes, last week.",
+        "Caroline: Yes, last week.\nassistant: Nice!",
+    ]
+    stored = [m.content for m in raw_memories("u1", "b", entries, NOW)]
+    assert stored == ["Melanie: Did you go to the lake?", "Caroline: Yes, last week.", "Nice!"]
+
+
+def test_raw_passages_take_the_previous_batch_turn_and_stop_at_a_new_session() -> None:
+    """The first turn uses the last raw memory before the batch; another session starts anew."""
+    (before,) = raw_memories("u1", "b-0", [buffered(0, "I moved to Berlin.", name="Ann")], NOW)
+    first = buffered(1, "Why?", name="Bob")
+    other = BufferedTurn("2-0", replace(buffered(2, "Hello.").turn, session_id="s2"))
+    assert raw_passages([first, other], before) == [
+        "Ann: I moved to Berlin.\nBob: Why?",
+        "Hello.",
+    ]
+    elsewhere = before.replace(session_id="s9")
+    assert raw_passages([first], elsewhere) == ["Bob: Why?"]
 
 
 def test_raw_memories_of_an_empty_batch_are_empty() -> None:

@@ -209,3 +209,12 @@ def test_index_version_reads_the_suffix_of_our_names_only() -> None:
     assert m.index_version("mem-vx", "mem") is None
     assert m.index_version("other-v2", "mem") is None
     assert m.index_version("mem-v-1", "mem") is None
+
+
+def test_indices_before_version_3_hold_stale_tokens() -> None:
+    """Versions 1-2 (and unversioned names) name `memlane migrate-index`; 3 on are current."""
+    assert "memlane migrate-index" in (m.stale_tokens("mem-v2", "mem", 3) or "")
+    assert "mem-v3" in (m.stale_tokens("mem-v1", "mem", 3) or "")
+    assert m.stale_tokens("mem", "mem", 3) is not None
+    assert m.stale_tokens("mem-v3", "mem", 3) is None
+    assert m.stale_tokens("mem-v4", "mem", 4) is None

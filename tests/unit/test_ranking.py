@@ -10,7 +10,7 @@ import pytest
 from memlane.config_sections import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, TimeGranularity
 from memlane.retrieval.context import format_context
-from memlane.retrieval.ranking import in_window, is_profile_query, mmr, rank, recency
+from memlane.retrieval.ranking import in_window, is_profile_query, mmr, named_speaker, rank, recency
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 10, 26, 21, 26, tzinfo=TZ)
@@ -22,13 +22,13 @@ def mem(mid: str, kind: MemoryKind = MemoryKind.OBSERVATION, **kw: object) -> Me
     return Memory(id=mid, user_id="u", kind=kind, content=f"c-{mid}", **fields)  # type: ignore[arg-type]
 
 
-def hit(m: Memory, rank_pos: int, rrf_k: int = RetrievalSettings().rrf_k) -> SearchHit:
-    """A hit at ``rank_pos`` in both lists, scored as fusion scores it (normalised)."""
-    return SearchHit(m, (rrf_k + 1) / (rrf_k + rank_pos), rank_pos, rank_pos)
+def hit(m: Memory, rank_pos: int) -> SearchHit:
+    """A hit at ``rank_pos`` in both lists, with a fused score in [0, 1] (1.0 = the best)."""
+    return SearchHit(m, 1.0 / rank_pos, rank_pos, rank_pos)
 
 
 def test_a_double_first_place_without_boosts_scores_one() -> None:
-    """Ranking takes fusion's normalised score as is: rank 1 in both lists gives 1.0."""
+    """Ranking takes fusion's [0, 1] score as is: the best candidate, unboosted, scores 1.0."""
     cfg = RetrievalSettings(importance_weight=0, recency_weight=0)
     (r,) = rank([hit(mem("a"), 1)], cfg, NOW)
     assert r.explanation.fused == pytest.approx(1.0)
@@ -128,3 +128,32 @@ def test_format_context_zh_and_en_with_granularity() -> None:
         "[2024-10-21 Mon] The user went hiking.",
         "[2024-05] x",
     ]
+
+
+def said(mid: str, speaker: str) -> Memory:
+    """A raw turn by ``speaker``, stored as raw mode stores it."""
+    memory = mem(mid, MemoryKind.RAW, metadata={"speaker": speaker})
+    return memory.replace(content=f"{speaker}: text {mid}")
+
+
+def test_named_speaker_is_the_one_participant_the_question_names() -> None:
+    """Whole-word, case-insensitive for Latin names; none when zero or two are named."""
+    turns = [said("a", "Caroline"), said("b", "Melanie"), said("c", "小明")]
+    assert named_speaker("What did caroline's kids paint?", turns) == "Caroline"
+    assert named_speaker("What did Carol say?", turns) is None
+    assert named_speaker("Did Caroline and Melanie meet?", turns) is None
+    assert named_speaker("小明上周去哪儿了?", turns) == "小明"
+    observation = mem("o").replace(content="Caroline likes tea", metadata={"speaker": "Caroline"})
+    assert named_speaker("Caroline?", [observation]) is None  # raw turns only
+
+
+def test_raw_turns_of_the_named_speaker_get_the_speaker_boost() -> None:
+    """+speaker_boost to the named participant's raw turns, recorded; others unchanged."""
+    cfg = RetrievalSettings(importance_weight=0, recency_weight=0)
+    hits = [SearchHit(said("m", "Melanie"), 1.0, 1, 1), SearchHit(said("c", "Caroline"), 0.9, 2, 2)]
+    results = rank(hits, cfg, NOW, query="When did Caroline go to the lake?")
+    assert [r.memory.id for r in results] == ["c", "m"]
+    assert results[0].explanation.boosts == {"speaker": cfg.speaker_boost}
+    assert results[1].explanation.boosts == {}
+    off = rank(hits, cfg.model_copy(update={"speaker_boost": 0.0}), NOW, query="Caroline?")
+    assert [r.memory.id for r in off] == ["m", "c"]

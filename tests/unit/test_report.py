@@ -31,6 +31,9 @@ from benchmarks.report.schema import (
     Mode,
     ModesDoc,
     ModesResults,
+    NeverHurtsDoc,
+    NeverHurtsResults,
+    NeverHurtsRow,
     Recall25,
     RecallDoc,
     RecallResults,
@@ -140,11 +143,11 @@ def recall_doc() -> RecallDoc:
             "overall": recall25(r),
             "latency": latency(20.0, 30.0),
         }
-        for n, r in (("fused + time", 60.5), ("recommended", 70.5))
+        for n, r in (("fused + time", 60.5), ("dense only", 70.5))
     ]
     madial: list[MadialAblation] = [
         {"name": n, "overrides": {}, "r@1": 1.0, "r@5": 50.0, "r@10": 60.0, "r@20": 70.0}
-        for n in ("fused + time", "recommended")
+        for n in ("fused + time", "dense only")
     ]
     results: RecallResults = {
         "backend": "sqlite",
@@ -193,6 +196,11 @@ def retrieval_doc() -> RetrievalDoc:
         "embed_query_only": latency(15.0, 25.0),
         "end_to_end_cold": latency(22.0, 41.0),
         "end_to_end_cached": latency(7.0, 14.0),
+        "end_to_end_loaded": latency(60.0, 130.0),
+        "load_workers": 2,
+        "loadavg_1m": [2.1, 4.0],
+        "loaded_over_idle_p95": 3.17,
+        "goal_loaded_ratio": 3.0,
     }
     anchors: RetrievalAnchors = {
         "mem0": {"p50_ms": 148.0, "p95_ms": 200.0},
@@ -308,7 +316,7 @@ def test_recall_section_lists_defaults_ablation_and_anchors() -> None:
     assert "- Measured 2025-01-01 00:00 UTC at commit `abc123`" in lines[2]
     assert "| temporal | 5 | 10.0 | 40.0 | 60.5 | 90.0 |" in lines
     assert "| DRAGON (LoCoMo paper, anchor) |  |  | 56.7 | 66.2 | 76.7 |" in lines
-    assert "| recommended | defaults | 40.0 | 70.5 | 90.0 | 20.0 |" in lines
+    assert "| dense only | defaults | 40.0 | 70.5 | 90.0 | 20.0 |" in lines
     assert "| openai (anchor) | 69.4 | 82.4 |" in lines
     assert "Chosen (best R@10): **last user turn**." in lines
 
@@ -367,10 +375,45 @@ def test_guard_section_lists_the_baseline() -> None:
     assert guard_section(None) == []
 
 
+def test_never_hurts_goal_and_section_report_the_worst_margin() -> None:
+    """The worst margin is the goal's figure; it fails below -1; the table shows each row."""
+    from benchmarks.report.never_hurts import never_hurts_section
+    from benchmarks.report.recall_goals import never_hurts_goals
+
+    def doc(margin: float) -> NeverHurtsDoc:
+        row: NeverHurtsRow = {
+            "dataset": "LoCoMo",
+            "formulation": "raw turns",
+            "defaults": {"r@5": 60.0, "r@10": 70.0},
+            "dense only": {"r@5": 61.0, "r@10": 70.0 - margin},
+            "BM25 only": {"r@5": 50.0, "r@10": 60.0},
+            "margin r@5": -1.0,
+            "margin r@10": margin,
+        }
+        results: NeverHurtsResults = {
+            "rows": [row],
+            "worst_margin": min(-1.0, margin),
+            "tolerance": 1.0,
+            "ok": min(-1.0, margin) >= -1.0,
+        }
+        return {**envelope(), "results": results}
+
+    (ok,) = never_hurts_goals(doc(0.5))
+    assert (ok.measured, ok.status, ok.reason) == (-1.0, "met", "")
+    (bad,) = never_hurts_goals(doc(-1.5))
+    assert (bad.measured, bad.status) == (-1.5, "**missed**")
+    assert "| LoCoMo | raw turns | 60.0 / 70.0 | 61.0 / 71.5 | 50.0 / 60.0 | -1.0 / -1.5 |" in (
+        never_hurts_section(doc(-1.5))
+    )
+    assert never_hurts_goals(None)[0].measured == "not measured"
+
+
 @pytest.mark.parametrize(
     ("what", "status"),
     [
-        ("LoCoMo evidence R@10 (raw turns, defaults)", "**missed**"),
+        ("LoCoMo evidence R@10 (raw mode, defaults)", "**missed**"),
+        ("retrieve p95 with 2 consolidating workers, sqlite", "**missed**"),
+        ("MADial-Bench zh R@5, defaults (query: last user turn)", "**missed**"),
         ("store search p95, sqlite, 10,000 memories", "**missed**"),
         ("retrieve p95 store only, sqlite, 10,000 memories", "met"),
         ("retrieve p95 end to end, sqlite, 10,000 memories (cold LRU)", "**missed**"),

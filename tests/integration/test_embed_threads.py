@@ -1,0 +1,58 @@
+"""The local model's OpenMP threads are set before it loads: configurable, passive, env wins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = """
+import json, os
+from memlane.config_sections import EmbeddingSettings
+from memlane.llm.embeddings import build_embedder
+emb = build_embedder(EmbeddingSettings(threads={threads}))
+emb.embed_query("what instrument do I play?")
+emb.embed_passages(["I play the guitar.", "我的爱好是吉他。"] * 8)
+print(json.dumps({{
+    "threads": len(os.listdir("/proc/self/task")),
+    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+}}))
+"""
+
+
+def probe(threads: int, **env: str) -> dict[str, object]:
+    """Embed in a fresh process; its OS thread count and OpenMP environment afterwards."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(threads=threads)],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc")
+def test_thread_count_is_set_before_the_model_loads_and_waits_passively() -> None:
+    """threads=N gives the model N OpenMP threads (N-1 more OS threads), PASSIVE waiting."""
+    one, three = probe(1), probe(3)
+    assert one["OMP_NUM_THREADS"] == "1" and three["OMP_NUM_THREADS"] == "3"
+    assert one["OMP_WAIT_POLICY"] == three["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert isinstance(one["threads"], int) and isinstance(three["threads"], int)
+    assert three["threads"] - one["threads"] == 2
+
+
+def test_the_users_environment_wins() -> None:
+    """OMP_* variables already set are left alone."""
+    got = probe(1, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="ACTIVE")
+    assert (got["OMP_NUM_THREADS"], got["OMP_WAIT_POLICY"]) == ("2", "ACTIVE")
