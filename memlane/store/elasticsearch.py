@@ -137,8 +137,7 @@ class ElasticsearchStore:
                 raise
 
     def check_version(self) -> None:
-        """Refuse an older index whose routing would miss documents (see ``outdated_index``);
-        warn about one whose BM25 tokens are older (``stale_tokens``), which still works."""
+        """Refuse an older index whose routing misses documents; warn if only its tokens are old."""
         index = self.current_index()
         if (m.index_version(index, self.alias) or 0) >= ES_INDEX_VERSION:
             return
