@@ -237,11 +237,18 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Settings that were removed, with what replaced them: an old config file gets told why.
+REMOVED = {
+    "retrieval.rrf_k": "removed: fusion is equal-weight z-scores of cosine and BM25 "
+    "now (retrieval.knn_weight / retrieval.bm25_weight); delete the line",
+}
+
+
 def _describe(err: ValidationError) -> str:
     lines = []
     for item in err.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(root)"
-        lines.append(f"{where}: {item['msg']}")
+        lines.append(f"{where}: {REMOVED.get(where, item['msg'])}")
     return "invalid settings: " + "; ".join(lines)
 
 

@@ -269,3 +269,12 @@ def test_timezone_null_in_the_file_means_local_and_a_name_is_kept(tmp_path: Path
     f.write_text("timezone: Asia/Shanghai\n")
     assert load_settings(f, environ={"MEMLANE_TIMEZONE": "Europe/Paris"}).timezone == "Europe/Paris"
     assert load_settings(f, environ={}).tz.key == "Asia/Shanghai"
+
+
+def test_a_removed_setting_says_what_replaced_it(tmp_path: Path) -> None:
+    """An old config that still sets retrieval.rrf_k is refused, naming the field and the fix."""
+    path = tmp_path / "old.yaml"
+    path.write_text("retrieval:\n  rrf_k: 10\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"retrieval\.rrf_k: removed: fusion is") as err:
+        load_settings(path, environ={})
+    assert "bm25_weight" in str(err.value)
