@@ -13,6 +13,7 @@ from benchmarks.report.cost import cost_section
 from benchmarks.report.goals import GOALS_HEADER, goals
 from benchmarks.report.guard import guard_section
 from benchmarks.report.ingest import ingest_section
+from benchmarks.report.llm_bench import llm_section
 from benchmarks.report.markdown import table
 from benchmarks.report.modes import modes_section
 from benchmarks.report.plots import write_plots
@@ -65,6 +66,13 @@ def render(r: Results) -> str:
         benchmark_section(r.retrieval, retrieval_section, "retrieval_bench"),
         benchmark_section(r.ingest, ingest_section, "ingest_bench"),
         cost_section(r.cost, r.sweep),
+        llm_section(
+            [
+                ("llm_bench", "test server (oracle)", r.llm),
+                ("llm_bench_local_before", "local model, before the checks", r.llm_local_before),
+                ("llm_bench_local_after", "local model, after the checks", r.llm_local_after),
+            ]
+        ),
         scaling_section(r.store, r.ingest, r.sweep),
         guard_section(r.baseline),
         ANCHORS,

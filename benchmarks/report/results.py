@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmarks.report.schema import Baseline, ModesDoc, RecallDoc
+from benchmarks.report.schema_llm import LlmDoc
 from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
 
 
@@ -22,6 +23,9 @@ class Results:
     ingest: IngestDoc | None = None
     cost: CostDoc | None = None
     sweep: SweepDoc | None = None
+    llm: LlmDoc | None = None  # the test server answering with the expected observations
+    llm_local_before: LlmDoc | None = None  # a small local model, before the output checks
+    llm_local_after: LlmDoc | None = None  # the same model, after them
     baseline: Baseline | None = None
 
 
@@ -48,5 +52,8 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         ingest=cast(IngestDoc | None, doc("ingest_bench")),
         cost=cast(CostDoc | None, doc("cost_bench")),
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
+        llm=cast(LlmDoc | None, doc("llm_bench")),
+        llm_local_before=cast(LlmDoc | None, doc("llm_bench_local_before")),
+        llm_local_after=cast(LlmDoc | None, doc("llm_bench_local_after")),
         baseline=cast(Baseline | None, read_json(baseline)),
     )
