@@ -42,7 +42,7 @@ from memlane.errors import (
 from memlane.ids import batch_id as derive_batch_id
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
-from memlane.models import Memory
+from memlane.models import Memory, MemoryKind
 from memlane.redaction import Redactor
 from memlane.store.base import MemoryStore
 from pipelines.consolidation.rules import take_batch, written_ids
@@ -88,6 +88,9 @@ class ConsolidationPorts:
     redactor: Redactor = field(default_factory=Redactor)
     # True once the worker is being stopped on purpose: start no new batch, leave it buffered.
     stop_requested: Callable[[], bool] = field(default=lambda: False)
+    # LLM mode: every turn is also kept as a raw memory (batching.keep_raw_turns); otherwise
+    # only the turns the extractor asks for (those of observations its checks refused).
+    keep_raw: bool = True
 
 
 @dataclass
@@ -97,16 +100,24 @@ class ConsolidationResult:
     batches: int = 0
     turns: int = 0
     memories: int = 0
+    observations: int = 0  # of the memories, those that are not raw turns (for reflection)
     dead_lettered: list[str] = field(default_factory=list)
 
 
 def plan_batch(
     ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
 ) -> ExtractionPlan:
-    """The plan for one batch, memories embedded: by the extractor, or one raw memory per turn."""
+    """The plan for one batch, memories embedded: by the extractor (with the turns kept raw
+    beside its observations, see :attr:`ConsolidationPorts.keep_raw`), or one raw memory per
+    turn."""
     if ports.extractor is not None:
         made = ports.extractor(user_id, batch, entries)
         plan = made if isinstance(made, ExtractionPlan) else ExtractionPlan(memories=made)
+        raw = entries if ports.keep_raw else [entries[n - 1] for n in plan.keep_raw]
+        written = {m.id for m in plan.memories}
+        plan.memories += [
+            m for m in raw_memories(user_id, batch, raw, ports.clock()) if m.id not in written
+        ]
     else:
         plan = ExtractionPlan(memories=raw_memories(user_id, batch, entries, ports.clock()))
     embed_missing(ports.embedder, plan.memories)
@@ -132,9 +143,14 @@ def run_after_commit(plan: ExtractionPlan) -> None:
 
 
 def consolidate_batch(
-    ports: ConsolidationPorts, user_id: str, token: str, entries: Sequence[BufferedTurn]
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    entries: Sequence[BufferedTurn],
+    result: ConsolidationResult | None = None,
 ) -> int:
-    """Store one batch and commit it. Returns the number of memories written."""
+    """Store one batch and commit it. Returns the number of memories written (and adds the
+    observations among them to ``result``)."""
     batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
     plan = plan_batch(ports, user_id, batch, entries)
     try:
@@ -149,6 +165,8 @@ def consolidate_batch(
         raise
     ports.attempts.clear(batch)
     run_after_commit(plan)
+    if result is not None:
+        result.observations += sum(m.kind is not MemoryKind.RAW for m in plan.memories)
     log.info(
         "batch_consolidated",
         user_id=user_id,
@@ -204,7 +222,7 @@ def consolidate_user(
             )
             continue
         try:
-            result.memories += consolidate_batch(ports, user_id, token, entries)
+            result.memories += consolidate_batch(ports, user_id, token, entries, result)
         except LeaseLost:
             raise
         except Retryable as e:
@@ -252,7 +270,7 @@ def _one_by_one(
             _park(ports, user_id, token, single, [entry], "too many attempts", result)
             continue
         try:
-            result.memories += consolidate_batch(ports, user_id, token, [entry])
+            result.memories += consolidate_batch(ports, user_id, token, [entry], result)
         except LeaseLost:
             raise
         except Retryable:
