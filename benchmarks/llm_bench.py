@@ -57,6 +57,7 @@ from benchmarks.llm_scoring import (
     Produced,
     score_batch,
 )
+from memlane.buffer.rejections import RejectionCounter
 from memlane.buffer.turns import BufferedTurn
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
@@ -173,6 +174,8 @@ def run_case(client: MemoryClient, case: Case, tally: WarningTally, retries: int
     client.add_turns(user_id, turns)
     entries = svc.buffer.read(user_id, len(case.turns))
     redact = Redactor.from_settings(svc.settings)
+    counter = RejectionCounter(svc.redis, svc.keys)
+    checked_before = _checks(counter)
     log, started = CallLog(), time.monotonic()
     tally.reset()
     plan: Any = None
@@ -190,6 +193,10 @@ def run_case(client: MemoryClient, case: Case, tally: WarningTally, retries: int
             outcome, error = "failed", redact.text(f"{type(e).__name__}: {e}")
             break
     out = _output(log, tally, started, outcome, error)
+    # What memlane's checks refused or repaired in this batch (memlane stats' llm_checks).
+    for name, n in _checks(counter).items():
+        if n > checked_before.get(name, 0):
+            out.warnings[f"checks.{name}"] = n - checked_before.get(name, 0)
     if plan is not None:
         read_plan(out, plan)
         shown = [case.seed_id(s.id) for s in case.existing]
@@ -197,6 +204,15 @@ def run_case(client: MemoryClient, case: Case, tally: WarningTally, retries: int
             for kind, n in reply_repairs(reply, len(case.turns), shown).items():
                 out.repairs[kind] = out.repairs.get(kind, 0) + n
     return out
+
+
+def _checks(counter: RejectionCounter) -> dict[str, int]:
+    """Every model's check counters, summed by check (the bench runs one model)."""
+    total: dict[str, int] = {}
+    for counts in counter.by_model().values():
+        for name, n in counts.items():
+            total[name] = total.get(name, 0) + n
+    return total
 
 
 def read_plan(out: BatchOutput, plan: Any) -> None:

@@ -142,11 +142,18 @@ def overall_rows(figures: Sequence[LlmFigures], echo: LlmHeadline) -> list[list[
             ],
         ),
         ("replies rejected / repaired / failed", [_outputs(f) for f in figures]),
+        ("memlane's checks: refused or repaired", [_checks(f) for f in figures]),
         ("LLM calls per batch", [f["per_batch"]["llm_calls"] for f in figures]),
         ("tokens per batch (prompt + completion)", [_tokens(f) for f in figures]),
         ("seconds per batch (mean / max)", [_seconds(f) for f in figures]),
     ]
     return rows + [[name, *cells, ""] for name, cells in more]
+
+
+def _checks(f: LlmFigures) -> str:
+    """``copy 3, speaker 1`` from the ``checks.*`` warnings (runs before the checks: ``-``)."""
+    found = {k[7:]: n for k, n in f["warnings"].items() if k.startswith("checks.")}
+    return ", ".join(f"{k} {n}" for k, n in sorted(found.items())) or "-"
 
 
 def _outputs(f: LlmFigures) -> str:

@@ -32,6 +32,12 @@ Measured here: "用户养了一只叫豆豆的柯基" against a turn about 川�
 So the cosine bars are high and shared content terms (CJK bigrams, English stems, without the
 subject marker 用户 / "the user" and without digits, which a resolved date rewrites) carry
 most of the decision.
+Calibrated on the LLM bench's hand-made batches (``benchmarks/llm_cases``): of the 165
+expected observations and accepted wordings, 161 pass (refused: "41 years old" for "I'm Priya,
+41", "卖掉了自己的车" for "把车卖了", two loose paraphrases); of the 26 things the assistant said
+or the batch did not say (forbidden assistant claims, shown memories of the copy batches), one
+passes ("用户计划周末去苏州" after the assistant recommended 苏州 for a weekend trip). Claims a
+user makes in an injection are the user's words: grounding does not judge them.
 """
 
 from __future__ import annotations
@@ -78,6 +84,9 @@ class CheckRules:
     ground_overlap: float = 0.5  # share of the observation's terms found in the user turns
     ground_cosine: float = 0.93  # or: cosine to one user turn at least this
     shared_cosine: float = 0.88  # or: one shared term and a cosine at least this
+    # "name is Priya" / "I'm Priya, 41, ...": one of two terms shared at 0.83; "works at a bank"
+    # against "...while she looks for work" (a copy) at 0.77.
+    single_cosine: float = 0.78
     copy_cosine: float = 0.93  # an unsupported observation this close to a shown memory...
     copy_overlap: float = 0.8  # ...or sharing this share of its terms is a copy
     duplicate_cosine: float = 0.97  # a "duplicate" must be near-identical...
@@ -136,6 +145,7 @@ class Evidence:
     roles: tuple[Role, ...]
     turn_terms: tuple[set[str], ...]
     turn_vectors: Sequence[Sequence[float]]
+    turn_numbers: tuple[str, ...] = ()  # each turn's digits, space-separated
     shown_texts: tuple[str, ...] = ()
     shown_vectors: Sequence[Sequence[float]] = ()
 
@@ -154,6 +164,7 @@ def evidence(
     return Evidence(
         roles=tuple(e.turn.role for e in entries),
         turn_terms=tuple(terms(e.turn.content) for e in entries),
+        turn_numbers=tuple(" ".join(_NUMBER.findall(e.turn.content)) for e in entries),
         turn_vectors=turn_vectors,
         shown_texts=tuple(shown_texts),
         shown_vectors=shown_vectors,
@@ -171,37 +182,65 @@ class Verdict:
 RULES = CheckRules()
 
 
-def support(
-    content: str,
-    vector: Sequence[float],
-    ev: Evidence,
-    turns: Sequence[int],
-    rules: CheckRules = RULES,
-) -> bool:
-    """Whether the turns at ``turns`` (0-based) support the text (terms or cosine)."""
+@dataclass(frozen=True, slots=True)
+class Support:
+    """How well some turns support a text: the share of its terms they hold, how many terms
+    (and numbers: "41" in "41 years old") they share, and the best cosine to one of them."""
+
+    overlap: float
+    shared: int
+    terms: int
+    cosine: float
+
+    def holds(self, rules: CheckRules = RULES) -> bool:
+        """Supported: most terms shared (two at least, or one and a cosine above
+        ``single_cosine``), or a cosine above ``ground_cosine``, or a shared term and a cosine
+        above ``shared_cosine``."""
+        if self.overlap >= rules.ground_overlap and (
+            self.shared >= 2 or self.cosine >= rules.single_cosine
+        ):
+            return True
+        return self.cosine >= rules.ground_cosine or (
+            self.shared > 0 and self.cosine >= rules.shared_cosine
+        )
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def support(content: str, vector: Sequence[float], ev: Evidence, turns: Sequence[int]) -> Support:
+    """How the turns at ``turns`` (0-based) support the text."""
     if not turns:
-        return False
+        return Support(0.0, 0, 0, 0.0)
     mine = terms(content)
     said: set[str] = set().union(*(ev.turn_terms[i] for i in turns))
-    if overlap(mine, said) >= rules.ground_overlap:
-        return True
+    texts = " ".join(ev.turn_numbers[i] for i in turns) if ev.turn_numbers else ""
+    numbers = set(_NUMBER.findall(content)) & set(_NUMBER.findall(texts))
+    shared = len(mine & said) + len(numbers)  # a number only counts when the turns hold it
+    total = len(mine) + len(numbers)
     cos = cosines([vector], [ev.turn_vectors[i] for i in turns])
     best = float(cos.max()) if cos.size else 0.0
-    return best >= rules.ground_cosine or (bool(mine & said) and best >= rules.shared_cosine)
+    return Support(shared / total if total else 0.0, shared, total, best)
 
 
 def judge_observation(
     draft: ObservationDraft, vector: Sequence[float], ev: Evidence, rules: CheckRules = RULES
 ) -> Verdict:
-    """Speaker, grounding and copy checks of one observation (see the module docstring)."""
+    """Speaker, grounding and copy checks of one observation (see the module docstring).
+
+    Said by the assistant: supported by the assistant's turns and better than by the user's
+    (the assistant's recommendation, its own habits, its name).
+    """
     users = ev.user_turns()
-    if support(draft.content, vector, ev, users, rules):
+    others = [i for i, role in enumerate(ev.roles) if role is not Role.USER]
+    by_user = support(draft.content, vector, ev, users)
+    by_others = support(draft.content, vector, ev, others)
+    if by_others.holds(rules) and (by_others.overlap > by_user.overlap or not by_user.holds(rules)):
+        return Verdict(draft, Check.SPEAKER)
+    if by_user.holds(rules):
         mine = tuple(n for n in draft.source_turns if ev.roles[n - 1] is Role.USER)
         best = mine or (_best_turn(draft.content, ev, users) + 1,)
         return Verdict(replace(draft, source_turns=best))
-    others = [i for i, role in enumerate(ev.roles) if role is not Role.USER]
-    if support(draft.content, vector, ev, others, rules):
-        return Verdict(draft, Check.SPEAKER)
     if _restates(draft.content, vector, ev, rules):
         return Verdict(draft, Check.COPY)
     return Verdict(draft, Check.UNGROUNDED)

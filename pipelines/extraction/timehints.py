@@ -66,14 +66,18 @@ def time_hints(entries: Sequence[BufferedTurn], tz: tzinfo) -> list[TimeHint]:
 
 def correct_time(draft: ObservationDraft, hints: Sequence[TimeHint]) -> ObservationDraft | None:
     """The draft with its event time set to its source turns' one resolved time, when its own
-    time falls in none of them; None when nothing needs (or allows) a correction."""
+    time falls in none of the batch's resolved times; None when nothing needs (or allows) a
+    correction.
+
+    A time that matches an expression of another turn is left alone: the model's turn numbers
+    may be the wrong part (a small model cites turn 1 for everything), its date not.
+    """
     if draft.event_time is None:
         return None
-    own = [h for h in hints if h.turn in draft.source_turns]
-    if not own or any(h.start <= draft.event_time < h.end for h in own):
+    if any(h.start <= draft.event_time < h.end for h in hints):
         return None
-    resolved = {(h.start, h.granularity) for h in own}
+    resolved = {(h.start, h.granularity) for h in hints if h.turn in draft.source_turns}
     if len(resolved) != 1:
-        return None  # several expressions: no telling which one the model meant
+        return None  # none, or several expressions: no telling which one the model meant
     start, granularity = resolved.pop()
     return replace(draft, event_time=start, time_granularity=granularity)

@@ -126,8 +126,10 @@ def results_of(path: Path) -> dict[str, Any]:
 def test_scores_are_exactly_what_the_scripted_replies_deserve(
     llm_server: LLMServer, tmp_path: Path
 ) -> None:
-    """8 expected facts: 7 matched of 9 stored, one misdated, one supersede right and one wrong,
-    one bad JSON rejected, one injected claim and one copy counted, one dropped link repaired."""
+    """8 expected facts: 7 matched of 8 stored, one misdated, one supersede right, one bad JSON
+    rejected, one injected claim counted, one dropped link repaired; memlane's checks refuse the
+    issue's copy (the teacher fact "superseding" itself), so no wrong supersession and no copy
+    is stored, and the refusal is in the results (``checks.copy``)."""
     script(llm_server)
     out = tmp_path / "llm_bench.json"
     proc = run_bench(["--only", SCRIPTED, "--out", str(out)], endpoint(llm_server))
@@ -135,23 +137,24 @@ def test_scores_are_exactly_what_the_scripted_replies_deserve(
     doc = results_of(out)
     r = doc["results"]
     o = r["overall"]
-    assert (o["batches"], o["expected"], o["produced"], o["tp"], o["fp"]) == (6, 8, 9, 7, 2)
-    assert (o["precision"], o["recall"], o["f1"], o["strict_recall"]) == (0.778, 0.875, 0.824, 0.75)
+    assert (o["batches"], o["expected"], o["produced"], o["tp"], o["fp"]) == (6, 8, 8, 7, 1)
+    assert (o["precision"], o["recall"], o["f1"], o["strict_recall"]) == (0.875, 0.875, 0.875, 0.75)
     t = o["event_time"]
     assert (t["expected"], t["matched"], t["correct"], t["accuracy"]) == (4, 4, 3, 0.75)
     assert (t["lasting_matched"], t["lasting_with_time"]) == (2, 0)
-    assert o["supersede"] == {"expected": 2, "correct": 1, "wrong": 1, "accuracy": 0.5}
+    assert o["supersede"] == {"expected": 2, "correct": 1, "wrong": 0, "accuracy": 0.5}
     assert o["outputs"] == {"accepted": 5, "rejected": 1, "failed": 0, "repaired": 1}
     assert o["repairs"] == {"link_dropped": 1}
     assert o["warnings"].get("foreign_memory_id_refused") == 1
-    assert (o["forbidden"], o["copies"]) == ({"injection": 1}, 1)
+    assert (o["forbidden"], o["copies"]) == ({"injection": 1}, 0)
+    assert o["warnings"].get("checks.copy") == 1
     assert o["nothing_to_remember"] == {"batches": 1, "clean": 0}
     assert o["per_batch"]["llm_calls"] == 1.0 and o["per_batch"]["prompt_tokens"] > 0
     zh, en = r["by_language"]["zh"], r["by_language"]["en"]
     assert (zh["tp"], zh["fp"], zh["precision"], zh["recall"]) == (4, 0, 1.0, 1.0)
-    assert (en["tp"], en["fp"], en["precision"], en["recall"]) == (3, 2, 0.6, 0.75)
+    assert (en["tp"], en["fp"], en["precision"], en["recall"]) == (3, 1, 0.75, 0.75)
     wrong = next(b for b in r["batches"] if b["id"] == "en-change-01")
-    assert wrong["supersede_wrong"][0]["old"] == "m2" and wrong["missed"]
+    assert wrong["supersede_wrong"] == [] and wrong["missed"]
     rejected = next(b for b in r["batches"] if b["id"] == "zh-chat-01")
     assert rejected["outcome"] == "rejected" and "JSON" in rejected["error"]
     assert doc["params"]["model"] == "scripted" and doc["params"]["base_url"] == llm_server.url
