@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ES := bash tools/es-node/es-node.sh
 
-.PHONY: venv demo test test-fast lint format es-up es-down bench bench-guard clean
+.PHONY: venv demo test test-fast lint format es-up es-down bench bench-guard bench-llm clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ bench: $(STAMP)
 
 bench-guard: $(STAMP)
 	$(PY) -m benchmarks.guard
+
+# The LLM quality bench against any OpenAI-compatible endpoint, given by MEMLANE_LLM__BASE_URL,
+# MEMLANE_LLM__MODEL and MEMLANE_LLM__API_KEY (other MEMLANE_LLM__* apply, e.g. TIMEOUT_S).
+# Writes benchmarks/results/llm_bench.json unless BENCH_LLM_ARGS="--out FILE" says otherwise.
+bench-llm: $(STAMP)
+	@$(PY) -m benchmarks.llm_bench $(BENCH_LLM_ARGS)
 
 clean:
 	-$(ES) down

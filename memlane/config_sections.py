@@ -157,6 +157,9 @@ class BatchingSettings(Section):
     # A batch takes turns until their text reaches this many characters (always at least one
     # turn), so a batch of maximum-size turns costs about what a batch of chat lines does.
     batch_max_chars: int = Field(16_000, ge=1)
+    # In LLM mode, keep every turn as a raw memory beside the observations (LoCoMo R@10: 71.0
+    # for both, 64.0 observations alone). Off: only the turns of refused observations stay raw.
+    keep_raw_turns: bool = True
 
 
 class RetrievalSettings(Section):

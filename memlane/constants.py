@@ -25,6 +25,7 @@ KEY_ATTEMPTS = "{p}:attempts"  # hash: batch id -> "attempts so far|worker of th
 KEY_STOPPED_WORKERS = "{p}:stoppedworkers"  # zset: worker id -> when it was stopped on purpose
 KEY_USAGE = "{p}:usage:{d}"  # hash per day: "user|model|field" -> tokens
 KEY_UNREFLECTED = "{p}:unreflected"  # zset: user -> unreflected observation count
+KEY_LLM_CHECKS = "{p}:llmchecks"  # hash: "model|check" -> model outputs refused or repaired
 # Beat and task markers. Their strings predate the named Keys methods (they all began with
 # "schedlock:"); they are kept so that a marker set by the previous version still counts.
 KEY_NIGHT_CLAIM = "{p}:schedlock:{j}:{n}"  # job j (reflect, maintain) claimed night n

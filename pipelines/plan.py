@@ -59,6 +59,9 @@ class ExtractionPlan:
     supersede: list[Supersession] = field(default_factory=list)
     merge: list[Merge] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # 1-based turns of the batch to keep as raw memories whatever the configuration (the turns
+    # of observations the checks refused): the user's words are never lost.
+    keep_raw: list[int] = field(default_factory=list)
 
     @property
     def writes(self) -> int:

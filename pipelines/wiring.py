@@ -25,6 +25,7 @@ from memlane.buffer.extraction_cache import RedisExtractionCache
 from memlane.buffer.forgetting import WriteGuard, guarded_write
 from memlane.buffer.llm_formats import RedisOutputFormats
 from memlane.buffer.nightly import NightlyFanOut
+from memlane.buffer.rejections import RejectionCounter
 from memlane.buffer.status import TaskStatus
 from memlane.buffer.unreflected import UnreflectedCounter
 from memlane.buffer.usage import UsageRecorder
@@ -100,6 +101,7 @@ class Wiring:
             tz=settings.tz,
             usage=self.usage(),
             options=ExtractorOptions(fusion=Fusion.of(settings.retrieval)),
+            checks=RejectionCounter(svc.redis, svc.keys),
         )
 
     def _process_models(self) -> _Models | None:
@@ -161,6 +163,7 @@ class Wiring:
             extractor=self.extractor(),
             redactor=Redactor.from_settings(self.settings),
             stop_requested=counter.stop_requested,
+            keep_raw=self.settings.batching.keep_raw_turns,
         )
 
     def reflection_ports(self) -> ReflectionPorts:

@@ -53,7 +53,9 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
         raise self.retry(exc=e, countdown=delay) from e
     if run.value is None:
         return run.report()
-    note_observations(w.early_reflection(senders(self.app).reflect), user_id, run.value.memories)
+    note_observations(
+        w.early_reflection(senders(self.app).reflect), user_id, run.value.observations
+    )
     return dataclasses.asdict(run.value)
 
 

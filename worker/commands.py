@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from memlane.buffer.rejections import RejectionCounter
 from memlane.buffer.turns import entry_ms
 from memlane.buffer.usage import FIELDS, UsageRecorder
 from memlane.client import MemoryClient
@@ -153,6 +154,8 @@ def stats(client: MemoryClient, limit: int = 20) -> dict[str, Any]:
         "pending_turns": sum(u.length for u in users),
         "dead_letters": len(buf.dead_letters()),
         "llm_usage_today": _usage_today(client),
+        # What the extraction checks refused or repaired, per model: a model not good enough.
+        "llm_checks": RejectionCounter(client.services.redis, client.services.keys).by_model(),
         "users": [
             {
                 "user_id": u.user_id,

@@ -4,9 +4,9 @@ Every figure in the document comes from a results file; nothing is written by ha
 whose results file is missing say so.
 
 One module per section (``recall``, ``modes``, ``store``, ``retrieval``, ``ingest``,
-``cost``, ``scaling``, ``guard``, ``goals``, ``plots``), each a function from typed results
-documents (``schema``) to Markdown lines; ``document`` assembles them and holds ``main``.
-Run it with ``python -m benchmarks.report``.
+``cost``, ``llm_bench``, ``scaling``, ``guard``, ``goals``, ``plots``), each a function from
+typed results documents (``schema``, ``schema_system``, ``schema_llm``) to Markdown lines;
+``document`` assembles them and holds ``main``. Run it with ``python -m benchmarks.report``.
 """
 
 from benchmarks.report.document import main, render, write_report

@@ -14,6 +14,7 @@ from benchmarks.report.cost import cost_section
 from benchmarks.report.goals import GOALS_HEADER, goals
 from benchmarks.report.guard import guard_section
 from benchmarks.report.ingest import ingest_section
+from benchmarks.report.llm_bench import llm_section
 from benchmarks.report.markdown import table
 from benchmarks.report.modes import modes_section
 from benchmarks.report.never_hurts import never_hurts_section
@@ -69,6 +70,13 @@ def render(r: Results) -> str:
         benchmark_section(r.ingest, ingest_section, "ingest_bench"),
         benchmark_section(r.api, api_section, "api_bench"),
         cost_section(r.cost, r.sweep),
+        llm_section(
+            [
+                ("llm_bench", "test server (oracle)", r.llm),
+                ("llm_bench_local_before", "local model, before the checks", r.llm_local_before),
+                ("llm_bench_local_after", "local model, after the checks", r.llm_local_after),
+            ]
+        ),
         scaling_section(r.store, r.ingest, r.sweep),
         guard_section(r.baseline),
         ANCHORS,

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from benchmarks.report.schema import Baseline, ModesDoc, NeverHurtsDoc, RecallDoc
 from benchmarks.report.schema_api import ApiDoc
+from benchmarks.report.schema_llm import LlmDoc
 from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
 
 
@@ -25,6 +26,9 @@ class Results:
     sweep: SweepDoc | None = None
     api: ApiDoc | None = None
     never_hurts: NeverHurtsDoc | None = None
+    llm: LlmDoc | None = None  # the test server answering with the expected observations
+    llm_local_before: LlmDoc | None = None  # a small local model, before the output checks
+    llm_local_after: LlmDoc | None = None  # the same model, after them
     baseline: Baseline | None = None
 
 
@@ -53,5 +57,8 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
         api=cast(ApiDoc | None, doc("api_bench")),
         never_hurts=cast(NeverHurtsDoc | None, doc("never_hurts")),
+        llm=cast(LlmDoc | None, doc("llm_bench")),
+        llm_local_before=cast(LlmDoc | None, doc("llm_bench_local_before")),
+        llm_local_after=cast(LlmDoc | None, doc("llm_bench_local_after")),
         baseline=cast(Baseline | None, read_json(baseline)),
     )

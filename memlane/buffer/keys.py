@@ -126,3 +126,8 @@ class Keys:
     def unreflected(self) -> str:
         """User -> observations written since their last reflection."""
         return c.KEY_UNREFLECTED.format(p=self.prefix)
+
+    @property
+    def llm_checks(self) -> str:
+        """``model|check`` -> how many of the model's outputs the checks refused or repaired."""
+        return c.KEY_LLM_CHECKS.format(p=self.prefix)

@@ -131,6 +131,39 @@ def rank(
     return sorted(scored, key=lambda r: -r.score)
 
 
+def fold_covered(results: Sequence[RetrievedMemory]) -> list[RetrievedMemory]:
+    """Raw turns that an observation among the results covers, folded into it (pure).
+
+    In LLM mode a turn is kept raw beside the observations made from it. When both come back,
+    the raw memory leaves the results and its observation takes the better of the two scores,
+    so the observation ranks where its turn did and the context holds the fact once. A raw
+    memory whose observation is not among the results stays: it may be what answers.
+    """
+    covering: dict[str, int] = {}
+    for i, r in enumerate(results):
+        if r.memory.kind is MemoryKind.OBSERVATION and not r.pending:
+            for turn_id in r.memory.source_turn_ids:
+                covering.setdefault(turn_id, i)
+    if not covering:
+        return list(results)
+    best = [r.score for r in results]
+    folded: set[int] = set()
+    for i, r in enumerate(results):
+        if r.memory.kind is not MemoryKind.RAW or r.pending:
+            continue
+        owners = [covering[t] for t in r.memory.source_turn_ids if t in covering]
+        if owners and len(owners) == len(r.memory.source_turn_ids):
+            folded.add(i)
+            for owner in owners:
+                best[owner] = max(best[owner], r.score)
+    kept = [
+        RetrievedMemory(r.memory, best[i], r.explanation, r.pending) if best[i] != r.score else r
+        for i, r in enumerate(results)
+        if i not in folded
+    ]
+    return sorted(kept, key=lambda r: -r.score)
+
+
 def mmr(
     results: Sequence[RetrievedMemory], lam: float, k: int, duplicate_threshold: float = 0.97
 ) -> list[RetrievedMemory]:

@@ -19,7 +19,7 @@ from memlane.config import Settings
 from memlane.llm.embeddings import Embedder
 from memlane.models import MemoryFilter, MemoryKind, TimeField, TimeWindow
 from memlane.retrieval.pending import pending_hits
-from memlane.retrieval.ranking import RetrievedMemory, is_profile_query, mmr, rank
+from memlane.retrieval.ranking import RetrievedMemory, fold_covered, is_profile_query, mmr, rank
 from memlane.retrieval.rerank import rerank as rerank_step
 from memlane.store.base import MemoryStore, SearchQuery
 from memlane.store.fusion import Fusion
@@ -85,7 +85,8 @@ def retrieve(
         fusion=Fusion.of(cfg),
     )
     hits = services.store.search(user_id, search)
-    results = rank(hits, cfg, moment, window, is_profile_query(query), query)
+    # Raw turns an observation among the candidates covers fold into it (LLM mode keeps both).
+    results = fold_covered(rank(hits, cfg, moment, window, is_profile_query(query), query))
     if include_pending:
         pending = pending_hits(services.buffer, services.embedder, settings, user_id, query, vector)
         results = sorted(

@@ -90,6 +90,9 @@ class ConsolidationPorts:
     redactor: Redactor = field(default_factory=Redactor)
     # True once the worker is being stopped on purpose: start no new batch, leave it buffered.
     stop_requested: Callable[[], bool] = field(default=lambda: False)
+    # LLM mode: every turn is also kept as a raw memory (batching.keep_raw_turns); otherwise
+    # only the turns the extractor asks for (those of observations its checks refused).
+    keep_raw: bool = True
 
 
 @dataclass
@@ -99,25 +102,43 @@ class ConsolidationResult:
     batches: int = 0
     turns: int = 0
     memories: int = 0
+    observations: int = 0  # of the memories, those that are not raw turns (for reflection)
     dead_lettered: list[str] = field(default_factory=list)
 
 
 def plan_batch(
     ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
 ) -> ExtractionPlan:
-    """The plan for one batch, memories embedded: by the extractor, or one raw memory per turn."""
+    """The plan for one batch, memories embedded: by the extractor (with the turns kept raw
+    beside its observations, see :attr:`ConsolidationPorts.keep_raw`), or one raw memory per
+    turn."""
     if ports.extractor is not None:
         made = ports.extractor(user_id, batch, entries)
         plan = made if isinstance(made, ExtractionPlan) else ExtractionPlan(memories=made)
+        written = {m.id for m in plan.memories}
+        if ports.keep_raw:  # every turn, embedded with its previous turn as in raw mode
+            raw = embedded_raw(ports, user_id, batch, entries)
+        else:  # only the turns the checks kept raw: their neighbours may not be kept
+            raw = raw_memories(
+                user_id, batch, [entries[n - 1] for n in plan.keep_raw], ports.clock()
+            )
+        plan.memories += [m for m in raw if m.id not in written]
     else:
-        memories = raw_memories(user_id, batch, entries, ports.clock())
-        passages = raw_passages(entries, previous_raw(ports.store, user_id, entries[0]))
-        # One call for the whole batch; the vector carries the previous turn, the content not.
-        for memory, vector in zip(memories, ports.embedder.embed_passages(passages), strict=True):
-            memory.embedding = list(vector)
-        plan = ExtractionPlan(memories=memories)
+        plan = ExtractionPlan(memories=embedded_raw(ports, user_id, batch, entries))
     embed_missing(ports.embedder, plan.memories)
     return plan
+
+
+def embedded_raw(
+    ports: ConsolidationPorts, user_id: str, batch: str, entries: Sequence[BufferedTurn]
+) -> list[Memory]:
+    """One raw memory per turn, embedded in one call; each vector carries the previous turn of
+    the session (the content does not)."""
+    memories = raw_memories(user_id, batch, entries, ports.clock())
+    passages = raw_passages(entries, previous_raw(ports.store, user_id, entries[0]))
+    for memory, vector in zip(memories, ports.embedder.embed_passages(passages), strict=True):
+        memory.embedding = list(vector)
+    return memories
 
 
 def previous_raw(store: MemoryStore, user_id: str, first: BufferedTurn) -> Memory | None:
@@ -153,9 +174,14 @@ def run_after_commit(plan: ExtractionPlan) -> None:
 
 
 def consolidate_batch(
-    ports: ConsolidationPorts, user_id: str, token: str, entries: Sequence[BufferedTurn]
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    entries: Sequence[BufferedTurn],
+    result: ConsolidationResult | None = None,
 ) -> int:
-    """Store one batch and commit it. Returns the number of memories written."""
+    """Store one batch and commit it. Returns the number of memories written (and adds the
+    observations among them to ``result``)."""
     batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
     plan = plan_batch(ports, user_id, batch, entries)
     try:
@@ -170,6 +196,8 @@ def consolidate_batch(
         raise
     ports.attempts.clear(batch)
     run_after_commit(plan)
+    if result is not None:
+        result.observations += sum(m.kind is not MemoryKind.RAW for m in plan.memories)
     log.info(
         "batch_consolidated",
         user_id=user_id,
@@ -225,7 +253,7 @@ def consolidate_user(
             )
             continue
         try:
-            result.memories += consolidate_batch(ports, user_id, token, entries)
+            result.memories += consolidate_batch(ports, user_id, token, entries, result)
         except LeaseLost:
             raise
         except Retryable as e:
@@ -273,7 +301,7 @@ def _one_by_one(
             _park(ports, user_id, token, single, [entry], "too many attempts", result)
             continue
         try:
-            result.memories += consolidate_batch(ports, user_id, token, [entry])
+            result.memories += consolidate_batch(ports, user_id, token, [entry], result)
         except LeaseLost:
             raise
         except Retryable:

@@ -2,12 +2,18 @@
 
 For one batch it makes at most two LLM calls:
 
-1. extraction: the numbered turns plus the user's most related existing observations (found by
-   embedding the batch) -> observations and links. The validated result is cached in Redis under
-   the batch id *before* anything else happens, so a retried batch never pays for it twice and
-   derives the same memory ids;
-2. arbitration, only when the embedding check leaves ambiguous near-duplicate pairs: one call
-   for all of them. The resolved links are cached too.
+1. extraction: the numbered turns, their time expressions resolved by memlane's own parser
+   (hints), plus the user's most related existing observations (found by embedding the batch)
+   -> observations and links. The validated result is cached in Redis under the batch id
+   *before* anything else happens, so a retried batch never pays for it twice and derives the
+   same memory ids;
+2. then :mod:`pipelines.extraction.checks` decides what of it memlane believes (speaker,
+   grounding, copies, atomicity, event times, the model's links). An observation that packs
+   several facts is sent back once with a targeted retry, which is then the batch's second
+   call; otherwise the second call is arbitration, only when the embedding check leaves
+   ambiguous near-duplicate pairs: one call for all of them (with a split retry they stay
+   distinct). The checked result, its links and its rejections are cached together, and the
+   rejections are counted per model (``CheckCounter``) once.
 
 The cache also keeps the ids of the candidate memories shown to the model: a retry checks links
 against exactly the same set, and never re-searches a store it may already have written to.
@@ -22,14 +28,25 @@ from typing import Any, Protocol
 
 from memlane.buffer.turns import BufferedTurn
 from memlane.buffer.usage import UsageRecorder
+from memlane.errors import LLMBadOutput
 from memlane.llm.chat import ChatModel, Message, Usage
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
 from memlane.models import Memory, MemoryFilter, MemoryKind, Role, memory_time
 from memlane.store.base import MemoryStore, SearchQuery
 from memlane.store.fusion import Fusion
+from pipelines.extraction.checks import (
+    Check,
+    Checked,
+    Tally,
+    believed,
+    check_drafts,
+    evidence,
+    renumber,
+)
 from pipelines.extraction.rules import (
     Extraction,
+    ObservationDraft,
     PairLimits,
     arbitration_links,
     classify,
@@ -37,6 +54,7 @@ from pipelines.extraction.rules import (
     extraction_to_json,
     parse_extraction,
 )
+from pipelines.extraction.timehints import time_hints
 from pipelines.pairs import Pair, Relation
 from pipelines.plan import ExtractionPlan, Link, build_plan
 from pipelines.prompts import (
@@ -45,6 +63,7 @@ from pipelines.prompts import (
     batch_language,
     extraction_messages,
     load_prompt,
+    split_messages,
 )
 
 log = get_logger(__name__)
@@ -61,6 +80,13 @@ class ExtractionCache(Protocol):
 
     def drop(self, batch_id: str) -> None:
         """Forget a batch that was committed (its extraction can never be needed again)."""
+
+
+class CheckCounter(Protocol):
+    """Where the checks' rejections are counted (``memlane.buffer.checks.CheckCounts``)."""
+
+    def record(self, model: str, counts: dict[str, int]) -> None:
+        """Add one batch's rejections and repairs of ``model``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +115,7 @@ class LLMExtractor:
         usage: UsageRecorder | None = None,
         options: ExtractorOptions | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        checks: CheckCounter | None = None,
     ) -> None:
         self.chat = chat
         self.store = store
@@ -98,6 +125,7 @@ class LLMExtractor:
         self.usage = usage
         self.options = options or ExtractorOptions()
         self.clock = clock
+        self.checks = checks
 
     def __call__(
         self, user_id: str, batch_id: str, entries: Sequence[BufferedTurn]
@@ -113,14 +141,22 @@ class LLMExtractor:
         context = {"user_id": user_id, "batch_id": batch_id}
         ids = doc["candidates"]
         extraction = parse_extraction(doc["extraction"], len(entries), ids, self.tz, context)
-        memories = self._memories(user_id, batch_id, entries, extraction, doc)
         if "links" not in doc:
-            doc["links"] = self._resolve(user_id, extraction, memories, candidates, doc)
+            tally = Tally()
+            extraction = self._check(user_id, entries, extraction, candidates, doc, tally)
+            memories = self._memories(user_id, batch_id, entries, extraction, doc)
+            doc["links"] = self._resolve(user_id, extraction, memories, candidates, doc, tally)
+            doc["extraction"] = extraction_to_json(extraction)
+            doc["checks"] = dict(tally.counts)
             self.cache.put(batch_id, doc)
+            self._count(user_id, batch_id, doc)
+        else:
+            memories = self._memories(user_id, batch_id, entries, extraction, doc)
         links = [
             Link(k["observation"], k["memory_id"], Relation(k["relation"])) for k in doc["links"]
         ]
         plan = build_plan(memories, links, candidates)
+        plan.keep_raw = sorted(doc.get("raw_turns", []))
         plan.after_commit.append(lambda: self.cache.drop(batch_id))
         return plan
 
@@ -161,8 +197,7 @@ class LLMExtractor:
     ) -> dict[str, Any]:
         """LLM call #1; the validated result is cached before this returns."""
         prompt = load_prompt("extract", batch_language(entries))
-        messages = extraction_messages(prompt, entries, candidates, self.tz)
-        raw = self._call(user_id, messages, "extract")
+        raw = self._call(user_id, self._messages(prompt.language, entries, candidates), "extract")
         ids = [m.id for m in candidates]
         context = {"user_id": user_id, "batch_id": batch_id}
         extraction = parse_extraction(raw, len(entries), ids, self.tz, context)
@@ -172,6 +207,7 @@ class LLMExtractor:
             "model": self.chat.model,
             "candidates": ids,
             "extraction": extraction_to_json(extraction),
+            "reply": raw,  # the targeted retry shows the model its own answer
         }
         self.cache.put(batch_id, doc)
         log.info(
@@ -208,14 +244,17 @@ class LLMExtractor:
         memories: Sequence[Memory],
         candidates: Sequence[Memory],
         doc: dict[str, Any],
+        tally: Tally,
     ) -> list[dict[str, Any]]:
-        """The model's links, plus embedding duplicates, plus arbitrated ambiguous pairs."""
-        links = list(extraction.links)
+        """The model's links that pass the checks, plus embedding duplicates, plus arbitrated
+        ambiguous pairs (unless the split retry used the batch's second call)."""
+        links = believed(extraction.links, memories, candidates, tally)
         linked = {k.observation for k in links}
         auto, pairs = classify(memories, candidates, linked, self.options.pairs)
         links += auto
-        if pairs:
-            links += self._arbitrate(user_id, pairs, memories, candidates, doc["language"])
+        if pairs and not doc.get("retried"):
+            found = self._arbitrate(user_id, pairs, memories, candidates, doc["language"])
+            links += believed(found, memories, candidates, tally)
         return [
             {"observation": k.observation, "memory_id": k.memory_id, "relation": k.relation}
             for k in links
@@ -245,6 +284,82 @@ class LLMExtractor:
         log.info("pairs_arbitrated", user_id=user_id, pairs=len(pairs), links=len(links))
         return links
 
+    # -- the checks -----------------------------------------------------------------------------
+
+    def _messages(
+        self, language: str, entries: Sequence[BufferedTurn], candidates: Sequence[Memory]
+    ) -> list[Message]:
+        hints = [h.label() for h in time_hints(entries, self.tz)]
+        prompt = load_prompt("extract", language)
+        return extraction_messages(prompt, entries, candidates, self.tz, hints)
+
+    def _check(
+        self,
+        user_id: str,
+        entries: Sequence[BufferedTurn],
+        extraction: Extraction,
+        candidates: Sequence[Memory],
+        doc: dict[str, Any],
+        tally: Tally,
+    ) -> Extraction:
+        """The observations memlane believes (links re-pointed); a packed one is retried once."""
+        hints = time_hints(entries, self.tz)
+        ev = evidence(
+            entries,
+            self.embedder.embed_passages([e.turn.content for e in entries]),
+            [m.content for m in candidates],
+            [m.embedding for m in candidates if m.embedding is not None],
+        )
+        drafts = extraction.observations
+        checked = check_drafts(drafts, self._vectors(drafts), ev, hints)
+        kept = list(checked.drafts)
+        if checked.packed:
+            doc["retried"] = True
+            parts = self._split(user_id, entries, candidates, doc, checked.packed)
+            again = check_drafts(parts, self._vectors(parts), ev, hints)
+            kept += again.drafts
+            _merge(checked, again)
+            fixed = Check.SPLIT if again.drafts else Check.PACKED
+            checked.tally.add(fixed, len(checked.packed))
+        tally.counts.update(checked.tally.counts)
+        doc["raw_turns"] = sorted(checked.raw_turns)
+        links = tuple(renumber(extraction.links, checked.kept))
+        return Extraction(tuple(kept), links)
+
+    def _vectors(self, drafts: Sequence[ObservationDraft]) -> list[list[float]]:
+        return self.embedder.embed_passages([d.content for d in drafts]) if drafts else []
+
+    def _split(
+        self,
+        user_id: str,
+        entries: Sequence[BufferedTurn],
+        candidates: Sequence[Memory],
+        doc: dict[str, Any],
+        packed: Sequence[ObservationDraft],
+    ) -> tuple[ObservationDraft, ...]:
+        """The targeted retry (the batch's second call); a bad answer splits nothing."""
+        prompt = load_prompt("extract", doc["language"])
+        messages = split_messages(
+            self._messages(doc["language"], entries, candidates),
+            doc.get("reply") or doc["extraction"],
+            prompt,
+            [d.content for d in packed],
+        )
+        raw = self._call(user_id, messages, "extract")
+        try:
+            return parse_extraction(raw, len(entries), (), self.tz).observations
+        except LLMBadOutput as e:
+            log.warning("split_refused", user_id=user_id, error=str(e)[:200])
+            return ()
+
+    def _count(self, user_id: str, batch_id: str, doc: dict[str, Any]) -> None:
+        counts = {k: int(v) for k, v in doc.get("checks", {}).items() if v}
+        if not counts:
+            return
+        log.warning("extraction_checked", user_id=user_id, batch_id=batch_id, **counts)
+        if self.checks is not None:
+            self.checks.record(str(doc.get("model") or self.chat.model), counts)
+
     def _call(self, user_id: str, messages: list[Message], purpose: str) -> dict[str, Any]:
         raw, usage = self.chat.complete_json(messages, purpose)
         self._record(user_id, usage)
@@ -253,3 +368,8 @@ class LLMExtractor:
     def _record(self, user_id: str, usage: Usage) -> None:
         if self.usage is not None:
             self.usage.record(user_id, usage)
+
+
+def _merge(into: Checked, other: Checked) -> None:
+    into.tally.counts.update(other.tally.counts)
+    into.raw_turns |= other.raw_turns

@@ -134,9 +134,14 @@ def with_examples(prompt: Prompt, user_text: str) -> list[Message]:
 
 
 def extraction_messages(
-    prompt: Prompt, entries: Sequence[BufferedTurn], related: Sequence[Memory], tz: tzinfo
+    prompt: Prompt,
+    entries: Sequence[BufferedTurn],
+    related: Sequence[Memory],
+    tz: tzinfo,
+    hints: Sequence[str] = (),
 ) -> list[Message]:
-    """The extraction call: numbered turns plus the related existing memories with their ids."""
+    """The extraction call: numbered turns plus the related existing memories with their ids,
+    and ``hints``, the turns' time expressions already resolved (``#1 上周一 = 2024-10-14``)."""
     lang = prompt.language
     turns = "\n".join(turn_line(i, e, tz, lang) for i, e in enumerate(entries, 1))
     memories = "\n".join(memory_line(m, tz, lang) for m in related) or prompt.extras.get(
@@ -147,8 +152,24 @@ def extraction_messages(
         timezone=timezone_label(tz, entries[0].turn.ts),
         memories=memories,
         turns=turns,
+        hints="\n".join(quote_line(h) for h in hints) or prompt.extras.get("no_hints", "(none)"),
     )
     return with_examples(prompt, text.strip())
+
+
+def split_messages(
+    extraction: list[Message], reply: dict[str, Any], prompt: Prompt, packed: Sequence[str]
+) -> list[Message]:
+    """The targeted retry: the extraction call, the model's reply, and the request to split
+    the ``packed`` observations."""
+    listed = "\n".join(f"- {quote_line(text)}" for text in packed)
+    request = fill(prompt.extras["split_request"], observations=listed).strip()
+    answer = json.dumps(reply, ensure_ascii=False)
+    return [
+        *extraction,
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": request},
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import pytest
 
 from memlane.client import MemoryClient
 from memlane.config import Settings
+from memlane.models import MemoryKind
 from tests.support.llm_server import LLMServer, extraction_reply
 from tests.support.up_proc import Up, client_settings, cmdlines, tree
 from tests.support.worker_proc import consolidated_batch_ids, wait_until
@@ -35,6 +36,12 @@ TURNS = [
     {"role": "user", "content": "slow: I play the cello on weekends."},
 ]
 LISBON = extraction_reply({"content": "User moved to Lisbon.", "source_turns": [1]})
+
+
+def observations(client: MemoryClient) -> list[str]:
+    """The user's observations (the turns are also kept raw beside them, by default)."""
+    stored = client.services.store.list(USER).memories
+    return [m.content for m in stored if m.kind is MemoryKind.OBSERVATION]
 
 
 def slow_server(delay_s: float) -> LLMServer:
@@ -136,9 +143,7 @@ def test_sigterm_lets_the_running_batch_finish(tmp_path: Path, slow_llm: LLMServ
     assert slow_llm.chat_calls == 1
     with MemoryClient(settings_for(data, slow_llm)) as client:
         assert client.pending(USER) == 0
-        assert [m.content for m in client.services.store.list(USER).memories] == [
-            "User moved to Lisbon."
-        ]
+        assert observations(client) == ["User moved to Lisbon."]
 
 
 @pytest.mark.timeout(600)
@@ -172,8 +177,7 @@ def test_stops_beyond_max_attempts_dead_letter_nothing(tmp_path: Path, slow_llm:
         try:
             assert client.flush(USER, wait=True, timeout=180)
             assert client.services.buffer.dead_letters() == []
-            stored = client.services.store.list(USER).memories
-            assert [m.content for m in stored] == ["User moved to Lisbon."]
+            assert observations(client) == ["User moved to Lisbon."]
             assert client.services.redis.hlen(client.services.keys.attempts) == 0
         except BaseException:
             print(last.log_tail(150))

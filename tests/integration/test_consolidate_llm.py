@@ -33,9 +33,11 @@ T = datetime(2024, 10, 26, 21, 26, tzinfo=SH)
 
 @pytest.fixture
 def rig(make_settings: Callable[..., Settings], llm_server: LLMServer) -> Iterator[LLMRig]:
-    """Settings on the fake server; batches of up to 20 turns, 3 attempts."""
+    """Settings on the fake server; batches of up to 20 turns, 3 attempts; only what the
+    extraction writes (the raw turns kept beside it by default: ``test_keep_raw.py``)."""
     settings = make_settings(
-        **llm_overrides(llm_server), batching={"batch_max_turns": 20, "max_attempts": 3}
+        **llm_overrides(llm_server),
+        batching={"batch_max_turns": 20, "max_attempts": 3, "keep_raw_turns": False},
     )
     built = LLMRig(settings, llm_server)
     yield built
@@ -99,7 +101,7 @@ def test_seed_scenario_zh(rig: LLMRig, llm_server: LLMServer) -> None:
     assert guitar.event_time is None
     assert guitar.source_turn_ids == [ids[2]]
     assert guitar.subject == "hobby" and guitar.language == "zh"
-    assert guitar.metadata == {"prompt_version": "extract.zh@1", "model": "fake-llm"}
+    assert guitar.metadata == {"prompt_version": "extract.zh@2", "model": "fake-llm"}
     dumplings = rig.one("u1", lambda m: "饺子" in m.content)
     assert dumplings.event_time == datetime(2024, 10, 26, tzinfo=SH)
     assert dumplings.time_granularity is TimeGranularity.DAY
@@ -143,7 +145,7 @@ def test_seed_scenario_en(rig: LLMRig, llm_server: LLMServer) -> None:
     guitar = rig.one("u2", lambda m: "guitar" in m.content)
     assert guitar.content == "The user's hobby is playing the guitar."
     assert guitar.source_turn_ids == [ids[2]] and guitar.recorded_at == T
-    assert guitar.language == "en" and guitar.metadata["prompt_version"] == "extract.en@1"
+    assert guitar.language == "en" and guitar.metadata["prompt_version"] == "extract.en@2"
 
     hits = rig.client.retrieve("u2", "Do you know what instrument I play?", now=T)
     assert hits[0].memory.id == guitar.id

@@ -34,7 +34,10 @@ GUITAR = extraction_reply({"content": "用户爱好是吉他。", "subject": "ho
 @pytest.fixture
 def rig(make_settings: Callable[..., Settings], llm_server: LLMServer) -> Iterator[LLMRig]:
     """Settings on the fake server, 3 attempts per batch, a 1 s client timeout."""
-    settings = make_settings(**llm_overrides(llm_server), batching={"max_attempts": 3})
+    # Only what the extraction writes; the raw turns kept beside it: test_keep_raw.py.
+    settings = make_settings(
+        **llm_overrides(llm_server), batching={"max_attempts": 3, "keep_raw_turns": False}
+    )
     built = LLMRig(settings, llm_server)
     yield built
     built.close()
@@ -147,7 +150,10 @@ def test_an_unreachable_store_after_the_llm_call_retries_without_a_new_call(
         "es_index": es_index,
         "es_timeout_s": 3,
     }
-    rig = LLMRig(make_settings(**llm_overrides(llm_server), store=store), llm_server)
+    no_raw = {"keep_raw_turns": False}  # the observation alone (raw turns: test_keep_raw.py)
+    rig = LLMRig(
+        make_settings(**llm_overrides(llm_server), store=store, batching=no_raw), llm_server
+    )
 
     cut: list[bool] = []
 

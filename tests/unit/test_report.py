@@ -15,6 +15,7 @@ from benchmarks.report.cost import cost_section
 from benchmarks.report.goals import goals
 from benchmarks.report.guard import guard_section
 from benchmarks.report.ingest import ingest_section
+from benchmarks.report.llm_bench import llm_section
 from benchmarks.report.modes import modes_section
 from benchmarks.report.recall import recall_section
 from benchmarks.report.results import Results
@@ -39,6 +40,7 @@ from benchmarks.report.schema import (
     RecallResults,
 )
 from benchmarks.report.schema_api import ApiDoc, ApiLevel, ApiResults
+from benchmarks.report.schema_llm import LlmDoc, LlmFigures, LlmHeadline
 from benchmarks.report.schema_system import (
     CostDoc,
     CostParams,
@@ -73,6 +75,7 @@ SECTIONS = [
     "## HTTP API",
     "## LLM cost of consolidation",
     "### Calls and tokens per 1,000 turns against batch size",
+    "## LLM extraction quality",
     "## Scaling: where the curve bends and why",
     "## Regression guard",
     "## Anchors",
@@ -104,6 +107,7 @@ def test_missing_results_are_named_not_dropped() -> None:
     assert "_No results for cost_bench yet._" in text
     assert "_No results for api_bench yet._" in text
     assert "| HTTP push p99, 8 clients | <= 5.0 ms | not measured |  |  |" in text
+    assert "_No results for llm_bench yet._" in text
     assert "| add_turns p99 | <= 1.0 ms | not measured |  |  |" in text
     assert "## Regression guard" not in text
 
@@ -306,6 +310,91 @@ def baseline() -> Baseline:
     }
 
 
+def llm_figures(tp: int, fp: int, rejected: int) -> LlmFigures:
+    """llm_bench figures for 10 expected facts."""
+    return {
+        "batches": 4,
+        "expected": 10,
+        "produced": tp + fp,
+        "tp": tp,
+        "fp": fp,
+        "optional": 0,
+        "precision": tp / (tp + fp),
+        "recall": tp / 10,
+        "f1": None,
+        "strict_recall": 0.5,
+        "event_time": {
+            "expected": 4,
+            "matched": 3,
+            "correct": 2,
+            "accuracy": 0.667,
+            "recall": 0.5,
+            "lasting_matched": 5,
+            "lasting_with_time": 1,
+        },
+        "supersede": {"expected": 2, "correct": 1, "wrong": 3, "accuracy": 0.5},
+        "merges_unexpected": 1,
+        "nothing_to_remember": {"batches": 1, "clean": 0},
+        "forbidden": {"injection": 2},
+        "copies": 1,
+        "outputs": {"accepted": 4 - rejected, "rejected": rejected, "failed": 0, "repaired": 1},
+        "repairs": {},
+        "warnings": {},
+        "per_batch": {
+            "llm_calls": 1.25,
+            "prompt_tokens": 1500.0,
+            "completion_tokens": 200.0,
+            "seconds_mean": 60.5,
+            "seconds_p50": 55.0,
+            "seconds_max": 110.0,
+        },
+    }
+
+
+def llm_doc(model: str, tp: int, fp: int, rejected: int) -> LlmDoc:
+    """llm_bench.json: one run, zh only, one category."""
+    figures = llm_figures(tp, fp, rejected)
+    echo: LlmHeadline = {
+        "precision": 0.5,
+        "recall": 0.6,
+        "f1": 0.55,
+        "strict_recall": 0.3,
+        "event_time_recall": 0.0,
+        "supersede_accuracy": 0.0,
+    }
+    cal = {
+        "alternatives": 4,
+        "alternative_cosine_min": 0.9,
+        "alternative_cosine_p50": 0.95,
+        "alternatives_accepted": 1.0,
+        "unrelated_pairs": 6,
+        "unrelated_cosine_p50": 0.8,
+        "unrelated_at_or_above_threshold": 0.25,
+    }
+    return {
+        **envelope(),
+        "params": {
+            "mode": "endpoint",
+            "model": model,
+            "base_url": "http://127.0.0.1:8089/v1",
+            "json_mode": True,
+            "timeout_s": 300.0,
+            "cases": 4,
+            "languages": {"zh": 4},
+            "threshold": 0.85,
+            "copy_threshold": 0.97,
+        },
+        "results": {
+            "complete": rejected == 0,
+            "overall": figures,
+            "by_language": {"zh": figures},
+            "by_category": {"time": figures},
+            "baselines": {"echo_third_person": {"overall": echo}},
+            "calibration": {"zh": cal, "en": cal},
+        },
+    }
+
+
 # -- each section from a minimal document ---------------------------------------------------
 
 
@@ -486,3 +575,31 @@ def test_api_section_puts_http_next_to_in_process() -> None:
     assert "| 8 | 0.2 / 1.0 | 0.9 / 7.0 | 100.0 | 20.0 / 22.0 | 30.0 / 33.0 | 0 |" in text
     assert "5,000 turns/s accepted" in text and "Server RSS after the run: 150.0 MiB" in text
     assert "Load average [3.0, 2.0, 1.0]" in text
+
+
+def test_llm_section_puts_runs_side_by_side_and_names_missing_ones() -> None:
+    """One column per recorded run plus the echo baseline; a missing run gets its command."""
+    lines = llm_section(
+        [
+            ("llm_bench", "test server", llm_doc("oracle", 10, 0, 0)),
+            ("llm_bench_local_before", "local, before", llm_doc("qwen", 6, 4, 1)),
+            ("llm_bench_local_after", "local, after", None),
+        ]
+    )
+    text = "\n".join(lines)
+    assert lines[0] == "## LLM extraction quality"
+    assert "| figure | test server | local, before | echo, 3rd person |" in lines
+    assert "| precision % | 100.0 | 60.0 | 50.0 |" in lines
+    assert "| supersessions right / expected | 1 / 2 | 1 / 2 | 0.0 % |" in lines
+    assert "| ... of which injected claims | 2 | 2 |  |" in lines
+    assert "| replies rejected / repaired / failed | 0 / 1 / 0 | 1 / 1 / 0 |  |" in lines
+    assert (
+        "- **local, before** **(partial run)**: model `qwen` at `http://127.0.0.1:8089/v1`" in text
+    )
+    assert (
+        "- **local, after**: not recorded yet; command: `bash ../shared/tools/local-llm.sh" in text
+    )
+    assert "| local, before | zh | 4 | 60.0 | 60.0 |  | 50.0 | 2 / 4 | 1 / 3 | 1 |" in lines
+    assert "| time | 4 | 100.0 / 100.0 | 60.0 / 60.0 |" in lines
+    assert "25.0 % of them reach the threshold" in text
+    assert llm_section([("llm_bench", "x", None)])[2] == "_No results for llm_bench yet._"
