@@ -319,7 +319,8 @@ def test_a_batch_of_twenty_turns_costs_at_most_two_calls(
     turns = [
         (
             "user" if i % 2 == 0 else "assistant",
-            f"第二批 {i}：水果话题。",
+            # each user turn supports its observation (the grounding check refuses others)
+            f"第二批 {i}：我讨厌第{i // 2}种水果。" if i % 2 == 0 else f"第二批 {i}：水果话题。",
             T + timedelta(hours=1, minutes=i),
         )
         for i in range(20)
