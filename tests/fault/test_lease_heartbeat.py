@@ -20,6 +20,7 @@ import pytest
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.config_sections import BatchingSettings
+from memlane.models import MemoryFilter, MemoryKind
 from tests.support.llm_server import LLMServer, extraction_reply
 from tests.support.worker_proc import Cluster, wait_until
 
@@ -45,8 +46,12 @@ def _settings(
     return settings, llm_env
 
 
+OBSERVATIONS = MemoryFilter(kinds=(MemoryKind.OBSERVATION,))
+
+
 def _consolidated(client: MemoryClient) -> bool:
-    return client.pending(USER) == 0 and client.services.store.count(USER) == 1
+    """Nothing pending and exactly one observation (the turns are kept raw beside it)."""
+    return client.pending(USER) == 0 and client.services.store.count(USER, OBSERVATIONS) == 1
 
 
 @pytest.mark.timeout(240)

@@ -42,6 +42,12 @@ def expected_content(turn: dict[str, Any]) -> str:
     return f"{turn['name']}: {turn['content']}" if turn.get("name") else turn["content"]
 
 
+def expected_metadata(turn: dict[str, Any]) -> dict[str, Any]:
+    """A raw memory's metadata: the turn's, its role, and its speaker's name when given."""
+    named = {"speaker": turn["name"]} if turn.get("name") else {}
+    return {**turn.get("metadata", {}), "role": turn["role"], **named}
+
+
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)]
@@ -84,7 +90,7 @@ def test_turns_at_every_limit_are_stored_and_none_is_dead_lettered(
             for (_, turn), memory_id in zip(turns, ids, strict=True):
                 memory = stored[memory_id]
                 assert memory.content == expected_content(turn)  # in full, name included
-                assert memory.metadata == {**turn.get("metadata", {}), "role": turn["role"]}
+                assert memory.metadata == expected_metadata(turn)
         assert json.loads(cluster.run("stats").stdout)["dead_letters"] == 0
 
 
