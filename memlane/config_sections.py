@@ -222,9 +222,10 @@ class WorkerSettings(Section):
 
 # What memlane adds to a user's text and metadata on the way to the store, so that whatever
 # add_turns accepts is always storable. A raw memory is "{name}: {content}" plus metadata keys
-# "role" and "speaker" (the name again); observations carry prompt_version/model/about; reflection tags reflected and
-# insight_subject; sweeps add merged/archived; insights carry prompt_version, model and up to 40
-# evidence ids (about 1.5 KB). The reserves cover all of them whatever the input limits are.
+# "role" and "speaker" (the name again); observations carry prompt_version/model/about;
+# reflection tags reflected and insight_subject; sweeps add merged/archived; insights carry
+# prompt_version, model and up to 40 evidence ids (about 1.5 KB). The reserves cover all of
+# them whatever the input limits are.
 NAME_SEPARATOR = ": "
 RESERVED_METADATA_KEYS = 8
 RESERVED_METADATA_BYTES = 2048

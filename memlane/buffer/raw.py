@@ -1,7 +1,8 @@
 """Raw mode: every buffered turn becomes a ``raw`` memory, embedded and time-stamped.
 
-The stored content is the turn itself (``speaker: text``), but the *embedded* passage is the
-turn together with the turn before it in the same session (:func:`raw_passages`): an answer
+The stored content is the turn itself (``speaker: text``), but the *embedded* passage of a
+user's turn is the turn together with the turn before it in the same session
+(:func:`raw_passages`; an assistant's turn is embedded alone): an answer
 such as "Yes, last week" means nothing without its question. Measured on LoCoMo (issue 14):
 evidence R@10 in raw mode 65.7 -> 72.3 with the previous turn in the vector, most of it on
 single-hop questions. The speaker's name is kept in ``metadata["speaker"]``, so retrieval can
@@ -82,16 +83,19 @@ def memory_line(memory: Memory) -> str:
 def raw_passages(entries: Sequence[BufferedTurn], previous: Memory | None = None) -> list[str]:
     """The text embedded for each turn's raw memory (pure): the previous turn, then this one.
 
-    ``prev speaker: prev text\nspeaker: text`` when the turn before it, in the batch or
-    ``previous`` (the last raw memory before the batch), is of the same session; else the
-    stored content alone. The stored content never changes: only the vector carries context.
+    ``prev speaker: prev text\nspeaker: text`` for a user's turn when the turn before it, in
+    the batch or ``previous`` (the last raw memory before the batch), is of the same session;
+    else the stored content alone. The stored content never changes: only the vector carries
+    context. An assistant's turn is embedded alone: with the user's previous words in its vector
+    a bot's reply ("Nice! How long have you played?") outranks what the user said.
     """
     out: list[str] = []
     prev_line = memory_line(previous) if previous is not None else None
     prev_session = previous.session_id if previous is not None else None
     for entry in entries:
         line = speaker_line(entry)
-        if prev_line is not None and prev_session == entry.turn.session_id:
+        with_context = entry.turn.role is Role.USER and prev_session == entry.turn.session_id
+        if prev_line is not None and with_context:
             out.append(f"{prev_line}\n{line}")
         else:
             out.append(raw_content(entry))

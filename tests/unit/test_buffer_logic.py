@@ -262,7 +262,7 @@ def test_raw_memories_keep_the_speaker_name_in_metadata() -> None:
 
 
 def test_raw_passages_carry_the_previous_turn_of_the_session() -> None:
-    """Each turn is embedded after the one before it; the first alone, as stored."""
+    """A user's turn is embedded after the one before it; the first and the assistant's alone."""
     entries = [
         buffered(1, "Did you go to the lake?", name="Melanie"),
         buffered(2, "Yes, last week.", name="Caroline"),
@@ -271,7 +271,7 @@ def test_raw_passages_carry_the_previous_turn_of_the_session() -> None:
     assert raw_passages(entries) == [
         "Melanie: Did you go to the lake?",
         "Melanie: Did you go to the lake?\nCaroline: Yes, last week.",
-        "Caroline: Yes, last week.\nassistant: Nice!",
+        "Nice!",  # the bot's reply must not carry the user's words into its vector
     ]
     stored = [m.content for m in raw_memories("u1", "b", entries, NOW)]
     assert stored == ["Melanie: Did you go to the lake?", "Caroline: Yes, last week.", "Nice!"]
