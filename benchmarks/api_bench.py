@@ -35,6 +35,7 @@ from benchmarks.corpus import bench_settings, memory_texts, query_texts
 from benchmarks.http_load import Run, http_run, thread_run
 from memlane import MemoryClient, Settings
 from memlane.buffer.connection import shutdown_embedded
+from memlane.llm.embeddings import short_spin_openmp
 from service.apikeys import KeyStore
 
 NAME = "api_bench"
@@ -61,7 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # The same OpenMP policy as `memlane serve`, so in-process and HTTP search embed alike.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    short_spin_openmp()
     if args.quick:
         args.pushes, args.searches, args.batched_turns, args.memories = 400, 60, 4000, 300
     started = time.monotonic()
@@ -75,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["loadavg_at_start"] = load_at_start
     results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     params = {k: getattr(args, k) for k in ("pushes", "searches", "batch", "batched_turns")}
-    params["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
+    params["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
+    params["gomp_spincount"] = os.environ.get("GOMP_SPINCOUNT", "")
     common.write_result(
         NAME, {**params, "memories": args.memories, "clients": levels}, results, started
     )

@@ -75,9 +75,9 @@ class EmbeddingSettings(Section):
     query_cache_size: int = Field(2048, ge=0)
     api_key: SecretStr | None = None
     # OpenMP threads of the local model in a client process (the bot's retrieve), and in each
-    # worker process. Set in the environment with OMP_WAIT_POLICY=PASSIVE before the model
-    # loads; an OMP_* variable already in the environment wins. 2 passive threads held up best
-    # next to busy workers, and 1 thread per worker leaves the cores to the bot (issue 14).
+    # worker process. Set in the environment with a short spin (GOMP_SPINCOUNT) before the model
+    # loads; an OMP_* variable already in the environment wins. 2 threads held up best next to
+    # busy workers, and 1 thread per worker leaves the cores to the bot (issue 14).
     threads: int = Field(2, ge=1, le=256)
     worker_threads: int = Field(1, ge=1, le=256)
 

@@ -8,6 +8,7 @@ import os
 import sys
 
 from memlane import MemoryClient, Settings
+from memlane.llm.embeddings import short_spin_openmp
 from memlane.redaction import Redactor
 from worker.terminal import safe
 
@@ -16,10 +17,9 @@ def run_service_command(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatch one of the service commands."""
     if args.command in {"serve", "mcp"}:
         # Searches embed the query in this process while other requests (and, on one host, the
-        # workers) run: OpenMP threads that sleep when idle instead of spinning (pitfalls: on a
-        # busy host a query's p95 fell from 144 to 71 ms, and 2 passive threads gave p50 39 ms).
-        # Set before the model loads; an explicit setting wins.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # workers) run: OpenMP threads that spin only briefly before they sleep. Set before the
+        # model loads; an explicit setting wins.
+        short_spin_openmp()
     if args.command == "serve":
         from service.server import serve
 

