@@ -16,13 +16,17 @@ import resource
 import shlex
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import psutil
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -210,3 +214,27 @@ def mean(values: Iterable[float]) -> float:
     """The mean of values (0 for none)."""
     vals = list(values)
     return sum(vals) / len(vals) if vals else 0.0
+
+
+def rss_while(action: Callable[[], T]) -> tuple[T, int, int]:
+    """What ``action`` returned, how far this process's resident memory rose above its start
+    and its peak (bytes), sampled every 10 ms by a thread of its own (tracemalloc would count
+    exactly, but it slows JSON work five-fold)."""
+    process = psutil.Process()
+    start = process.memory_info().rss
+    peak = [start]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = action()
+    finally:
+        done.set()
+        sampler.join()
+    top = max(peak[0], process.memory_info().rss)
+    return result, top - start, top

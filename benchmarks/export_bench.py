@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from benchmarks import common
 from benchmarks.corpus import drop_store
@@ -77,30 +75,15 @@ def _fill(client: MemoryClient, n: int) -> None:
 
 def _measured(action: Callable[[], int]) -> dict[str, float]:
     """Seconds, items and the RSS growth (MiB) of one run of ``action``."""
-    process = psutil.Process()
-    start_rss = process.memory_info().rss
-    peak = [start_rss]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak[0] = max(peak[0], process.memory_info().rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     started = time.monotonic()
-    try:
-        items = action()
-    finally:
-        elapsed = time.monotonic() - started
-        done.set()
-        sampler.join()
+    items, growth, peak = common.rss_while(action)
+    elapsed = time.monotonic() - started
     return {
         "seconds": round(elapsed, 1),
         "items": items,
         "per_s": round(items / elapsed, 1),
-        "rss_growth_mib": round((peak[0] - start_rss) / 2**20, 1),
-        "rss_peak_mib": round(peak[0] / 2**20, 1),
+        "rss_growth_mib": round(growth / 2**20, 1),
+        "rss_peak_mib": round(peak / 2**20, 1),
     }
 
 

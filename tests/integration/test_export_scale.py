@@ -11,15 +11,14 @@ test five-fold.) ``benchmarks/export_bench.py`` measures the same at 100,000.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
+from benchmarks.common import rss_while
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from memlane.models import MemoryFilter
@@ -56,23 +55,8 @@ def fill(client: MemoryClient, user_id: str, n: int) -> None:
 
 def peak_while(action: Callable[[], object]) -> tuple[object, int]:
     """What ``action`` returned and how far the resident memory rose above its start."""
-    process = psutil.Process()
-    start = process.memory_info().rss
-    peak = [start]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak[0] = max(peak[0], process.memory_info().rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        result = action()
-    finally:
-        done.set()
-        sampler.join()
-    return result, max(peak[0], process.memory_info().rss) - start
+    result, growth, _ = rss_while(action)
+    return result, growth
 
 
 @pytest.fixture(params=["sqlite", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
