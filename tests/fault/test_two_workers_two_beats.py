@@ -54,13 +54,23 @@ def test_two_workers_two_beats_process_each_batch_once(
             assert set(ids) == expected[user]
         assert client.services.buffer.dead_letters() == []
 
-        # Both workers did work, and no batch id was logged as consolidated twice.
-        per_worker = {p.name: consolidated_batch_ids(p.log_text()) for p in cluster.procs}
+        # Both workers did work, and no batch id was logged as consolidated twice. A worker logs
+        # a batch just after its commit, so the last lines may trail the store by a moment.
+        # 10 turns in batches of at most 4: at least 3 batches per user.
+        def logged() -> dict[str, list[str]]:
+            return {p.name: consolidated_batch_ids(p.log_text()) for p in cluster.procs}
+
+        wait_until(
+            lambda: len({b for ids in logged().values() for b in ids}) >= 3 * len(USERS),
+            30,
+            "every batch's log line",
+            interval=0.5,
+        )
+        per_worker = logged()
         assert per_worker["worker-a"] and per_worker["worker-b"], {
             k: len(v) for k, v in per_worker.items()
         }
         counts = Counter(b for ids in per_worker.values() for b in ids)
         twice = {b: n for b, n in counts.items() if n != 1}
         assert not twice, f"batches consolidated more than once: {twice}"
-        # 10 turns in batches of at most 4: at least 3 batches per user.
         assert len(counts) >= 3 * len(USERS)
