@@ -280,14 +280,18 @@ def test_a_tenant_never_sees_or_replays_another_tenant_s_work(
     svc = local.services
     UsageRecorder(svc.redis, svc.keys).record(inside(tb, "alice"), Usage("m1", 3, 3))
 
+    for user in ["alice", f"@{tb}/alice", f"../@{tb}/alice", f"@{tb}%2Falice"]:
+        path = f"/v1/users/{quote(user, safe='')}"
+        for route in ("turns", "dead-letters", "usage"):
+            r = a.get(f"{path}/{route}")
+            assert r.status_code in {200, 422}, r.text
+            assert "b's" not in r.text and b_batch not in r.text and '"calls":1' not in r.text
+        r = a.post(f"{path}/dead-letters/{quote(b_batch, safe='')}/replay")
+        assert r.status_code in {404, 422}, r.text
+        assert "b's" not in r.text
     assert a.get("/v1/users/alice/turns").json()["turns"] == []
     assert a.get("/v1/users/alice/dead-letters").json()["dead_letters"] == []
     assert all(d["calls"] == 0 for d in a.get("/v1/users/alice/usage").json()["days"])
-    for user in ["alice", f"@{tb}/alice", f"../@{tb}/alice"]:
-        path = f"/v1/users/{quote(user, safe='')}/dead-letters/{quote(b_batch, safe='')}/replay"
-        r = a.post(path)
-        assert r.status_code in {404, 422}, r.text
-        assert "b's" not in r.text
     assert [d.batch_id for d in local.dead_letters(inside(tb, "alice"))] == [b_batch]
 
     assert [t["content"] for t in b.get("/v1/users/alice/turns").json()["turns"]] == ["b waiting"]
