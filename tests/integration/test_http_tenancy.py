@@ -17,11 +17,15 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memlane import MemoryClient, load_settings
+from memlane.buffer.usage import UsageRecorder
+from memlane.ids import batch_id
+from memlane.llm.chat import Usage
 from tests.support.api_proc import ApiServer, create_key
 from tests.support.services import RedisService, delete_indices
 
@@ -73,18 +77,38 @@ def world(
                 "local": local,
                 "b_ids": b_ids,
                 "stolen_export": stolen,
+                "b_batch": _b_work(b, local),
             }
     if request.param == "elasticsearch":
         delete_indices(store["es_url"], index)
 
 
+def _b_work(b: httpx.Client, local: MemoryClient) -> str:
+    """b's work in Redis: a dead letter of user ``carl`` and LLM usage of every b user under a
+    model named after the secret. Returns the dead letter's batch id."""
+    turns = [{"role": "user", "content": f"{SECRET} parked turn"}]
+    assert b.post("/v1/users/carl/turns", json={"turns": turns}).status_code == 202
+    svc = local.services
+    token = svc.leases.acquire("@b/carl")
+    assert token is not None
+    entries = svc.buffer.read("@b/carl", 10)
+    batch = batch_id("@b/carl", entries[0].entry_id, entries[-1].entry_id)
+    svc.buffer.dead_letter("@b/carl", token, batch, entries, f"LLMError: {SECRET}")
+    svc.leases.release("@b/carl", token)
+    for u in [*B_USERS, "carl"]:
+        UsageRecorder(svc.redis, svc.keys).record(f"@b/{u}", Usage(f"{SECRET}-model", 1, 1))
+    return batch
+
+
 def b_state(local: MemoryClient) -> dict[str, Any]:
-    """Per b user: buffered turns, and every stored memory with its status and content."""
+    """Per b user: buffered turns, and every stored memory with its status and content; and
+    b's dead letters."""
     state: dict[str, Any] = {}
     for u in B_USERS:
         page = local.list_memories(f"@b/{u}", status="all", limit=500)
         mems = sorted((m.id, m.status.value, m.content) for m in page.memories)
         state[u] = (local.pending(f"@b/{u}"), mems)
+    state["dead_letters"] = [(d.batch_id, len(d.turns)) for d in local.dead_letters("@b/carl")]
     return state
 
 
@@ -114,7 +138,9 @@ def test_an_admin_key_sees_tenants_users_by_their_inside_ids(world: dict[str, An
 
 
 USER_IDS = st.one_of(
-    st.sampled_from([*B_USERS, "@b", "b", "../b/alice", "@b%2Falice", "%40b%2Falice", " alice"]),
+    st.sampled_from(
+        [*B_USERS, "@b", "b", "../b/alice", "@b%2Falice", "%40b%2Falice", " alice", "@b/carl"]
+    ),
     st.text(min_size=1, max_size=24),
 )
 
@@ -144,10 +170,15 @@ def _ops(user: str, mid: str, world: dict[str, Any]) -> list[Op]:
         ("POST", f"{path}/import", None, world["stolen_export"]),
         ("GET", "/v1/users?limit=1000", None, None),
         ("GET", f"/v1/users?cursor={forged}", None, None),
+        ("GET", f"/v1/users?prefix={quote(user, safe='')}", None, None),
+        ("GET", f"{path}/turns?limit=1000", None, None),
+        ("GET", f"{path}/dead-letters", None, None),
+        ("POST", f"{path}/dead-letters/{quote(world['b_batch'], safe='')}/replay", None, None),
+        ("GET", f"{path}/usage?days=90", None, None),
     ]
 
 
-OP_COUNT = 16
+OP_COUNT = 21
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,4 +197,6 @@ def test_no_key_reaches_another_tenant_s_data_through_any_endpoint(
         r = a.request(method, path, json=body) if raw is None else a.post(path, content=raw)
     assert r.status_code in {200, 201, 202, 404, 422}, r.text
     assert SECRET not in r.text
+    if path.endswith("/replay"):  # its answer would not carry the secret: a's own must fail
+        assert r.status_code in {404, 422}, r.text
     assert b_state(world["local"]) == before
