@@ -258,7 +258,8 @@ if #old > 0 then
     freed = freed + (tonumber(redis.call('HGET', KEYS[2], old[i])) or 0)
     redis.call('HDEL', KEYS[2], old[i])
   end
-  redis.call('HINCRBY', KEYS[2], '_sum', -freed)
+  -- never '-0' (Lua's negative zero), which HINCRBY refuses
+  if freed > 0 then redis.call('HINCRBY', KEYS[2], '_sum', 0 - freed) end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
 end
 """
