@@ -87,9 +87,10 @@ class EmbeddingSettings(Section):
     tpm: int | None = Field(None, ge=0)
     limit_window_s: float = Field(60.0, gt=0, le=60)
     max_batch: int | None = Field(None, ge=1, le=2048)
-    # How long one embedding call may take, waits for the limits and a 429's Retry-After
-    # included; a longer wait raises a Retryable error instead (the task retries).
-    call_budget_s: float = Field(60.0, gt=0)
+    # How long one embedding request may take, waits for the limits and a 429's Retry-After
+    # included (a wait may use up to half of it); a longer wait raises a Retryable error instead
+    # (the task retries). Its calls count against worker.batch_overhead_s.
+    call_budget_s: float = Field(30.0, gt=0)
 
     @property
     def request_batch(self) -> int:

@@ -182,7 +182,9 @@ class ChatModel:
             f"chat|{self.provider}",
             RateLimits(settings.rpm or 0, settings.tpm or 0, settings.limit_window_s),
             limiter,
-            settings.call_budget_s,
+            # The whole call, waits included, fits the LLM timeout: memlane.timing counts calls
+            # at it (it is llm.call_budget_s unless llm.timeout_s is set lower).
+            settings.request_timeout_s,
             settings.request_timeout_s,
             sleep=sleep,
         )

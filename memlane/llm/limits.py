@@ -10,9 +10,11 @@ A call to a model endpoint (chat or embeddings) goes through a :class:`ProviderG
    slept off and the request sent again, as long as the budget allows;
 4. the reservation is corrected to the tokens the provider reports.
 
-One call never takes longer than its budget (``llm.call_budget_s``; ``embedding.call_budget_s``),
-so the time limits derived from it (:mod:`memlane.timing`) hold. A wait is only started if it
-ends early enough to leave the request ``min(timeout, budget / 2)``; a longer wait raises
+One call never takes longer than its budget, waits included: for the chat model the LLM timeout
+(``llm.timeout_s``, by default ``llm.call_budget_s``), at which :mod:`memlane.timing` counts
+every call, so the derived time limits hold; for embeddings ``embedding.call_budget_s``. A wait
+is only started if it ends early enough to leave the request ``min(timeout, budget / 2)``; a
+longer wait raises
 :class:`LimitWaitTooLong` (an :class:`LLMRateLimited`, so Retryable) carrying how long to wait,
 and the task retries no sooner than that. The ``openai`` clients run with ``max_retries=0``, so
 nothing else waits on a 429 (no double wait) and the header is never ignored.

@@ -110,7 +110,7 @@ def test_a_429_with_retry_after_2_is_retried_after_2_s_and_stored_once(
     rig_for: Callable[..., LLMRig], llm_server: LLMServer
 ) -> None:
     """A 429 with Retry-After: 2 is sent again >= 2 s later, in the same run; one memory."""
-    rig = rig_for(call_budget_s=10.0, timeout_s=3.0)
+    rig = rig_for(call_budget_s=10.0, timeout_s=6.0)  # may wait 3 s
     llm_server.add_rule("吉他", GUITAR)
     llm_server.retry_after = "2"
     llm_server.fail_next(1, "429")
@@ -126,7 +126,7 @@ def test_a_retry_after_beyond_the_budget_is_left_to_the_task(
     rig_for: Callable[..., LLMRig], llm_server: LLMServer
 ) -> None:
     """Retry-After 3600 is not slept: a Retryable error capped at the budget, turns kept."""
-    rig = rig_for(call_budget_s=4.0, timeout_s=2.0)
+    rig = rig_for(call_budget_s=4.0, timeout_s=4.0)
     llm_server.add_rule("吉他", GUITAR)
     llm_server.retry_after = "3600"
     llm_server.fail_next(1, "429")
@@ -146,9 +146,9 @@ def test_a_slow_reply_after_a_wait_is_cut_at_the_budget(
     llm_server: LLMServer,
     limiter: RedisProviderLimiter,
 ) -> None:
-    """After a ~1 s limiter wait a slow reply gets only the rest of a 3 s budget, not 2 s more."""
+    """After a ~1 s limiter wait a slow reply gets only the rest of a 3 s budget, not 3 s more."""
     settings = make_settings(
-        **llm_overrides(llm_server, rpm=60, limit_window_s=1.0, call_budget_s=3.0, timeout_s=2.0)
+        **llm_overrides(llm_server, rpm=60, limit_window_s=1.0, call_budget_s=3.0, timeout_s=3.0)
     )
     chat = ChatModel(settings.llm, limiter=limiter)
     try:
@@ -161,7 +161,7 @@ def test_a_slow_reply_after_a_wait_is_cut_at_the_budget(
     finally:
         llm_server.reply_delay_s = 0.0
         chat.close()
-    assert 2.5 <= elapsed <= 3.6  # ~1 s waiting + ~2 s request, never 1 + 2 + retries
+    assert 2.5 <= elapsed <= 3.6  # ~1 s waiting + ~2 s request, never 1 + 3
     assert limit_stats()[chat._gate.key]["waits"] >= 1
 
 
@@ -183,8 +183,8 @@ def test_two_workers_stay_within_rpm_and_retry_long_waits_losing_nothing(
     llm_env = {
         "llm__base_url": llm_server.url,
         "llm__model": "fake-llm",
-        "llm__timeout_s": 1,
-        "llm__call_budget_s": 2,  # a call may wait 1 s: a full 4 s window must go back to Celery
+        "llm__timeout_s": 2,  # a call may wait 1 s: a full 4 s window must go back to Celery
+        "llm__call_budget_s": 2,
         "llm__rpm": 60,
         "llm__limit_window_s": 4,  # 4 calls in any 4 s
     }
