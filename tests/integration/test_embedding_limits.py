@@ -61,11 +61,11 @@ def test_a_429_retry_after_is_slept_off_and_the_request_sent_again(
 def test_two_client_processes_share_one_rpm_window(
     make_settings: Callable[..., Settings], llm_server: LLMServer
 ) -> None:
-    """Two processes embedding one text a request stay within rpm 240 over 1 s (4 a second)."""
+    """Two processes embedding one text a request stay within rpm 120 over 2 s (4 per 2 s)."""
     settings = _settings(
-        make_settings, llm_server, rpm=240, limit_window_s=1.0, max_batch=1, call_budget_s=60.0
+        make_settings, llm_server, rpm=120, limit_window_s=2.0, max_batch=1, call_budget_s=60.0
     )
-    env = child_env(settings, embedding__rpm=240, embedding__limit_window_s=1.0)
+    env = child_env(settings, embedding__rpm=120, embedding__limit_window_s=2.0)
     env.update({"MEMLANE_EMBEDDING__MAX_BATCH": "1", "MEMLANE_EMBEDDING__MODEL": "fake-embed"})
     started = time.monotonic()
     procs = [
@@ -83,8 +83,8 @@ def test_two_client_processes_share_one_rpm_window(
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert all("done 8" in out for out in outputs), outputs
     assert len(llm_server.embedding_batches()) == 16
-    # Admission is on Redis's clock, arrival on the server's: 0.1 s of slack for the network.
-    assert llm_server.max_in_window("/embeddings", 0.9) <= 4
+    # Admission is on Redis's clock, arrival on the server's: 0.5 s of slack for a busy host.
+    assert llm_server.max_in_window("/embeddings", 1.5) <= 4
     times = llm_server.arrivals("/embeddings")
-    assert times[-1] - times[0] >= 3.0  # 16 requests at 4 a second
+    assert times[-1] - times[0] >= 5.5  # 16 requests at 4 per 2 s: three waits
     assert time.monotonic() - started < 110
