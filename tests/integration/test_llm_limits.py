@@ -146,13 +146,13 @@ def test_a_slow_reply_after_a_wait_is_cut_at_the_budget(
     llm_server: LLMServer,
     limiter: RedisProviderLimiter,
 ) -> None:
-    """After a ~1 s limiter wait a slow reply gets only the rest of a 3 s budget, not 3 s more."""
+    """After a ~1.5 s limiter wait a slow reply gets only the rest of a 4 s budget, not 4 s more."""
     settings = make_settings(
-        **llm_overrides(llm_server, rpm=60, limit_window_s=1.0, call_budget_s=3.0, timeout_s=3.0)
+        **llm_overrides(llm_server, rpm=40, limit_window_s=1.5, call_budget_s=4.0, timeout_s=4.0)
     )
     chat = ChatModel(settings.llm, limiter=limiter)
     try:
-        chat.complete_text([{"role": "user", "content": "first"}])  # fills the 1 s window
+        chat.complete_text([{"role": "user", "content": "first"}])  # fills the 1.5 s window
         llm_server.reply_delay_s = 5.0
         started = time.monotonic()
         with pytest.raises(LLMUnavailable):
@@ -161,7 +161,7 @@ def test_a_slow_reply_after_a_wait_is_cut_at_the_budget(
     finally:
         llm_server.reply_delay_s = 0.0
         chat.close()
-    assert 2.5 <= elapsed <= 3.6  # ~1 s waiting + ~2 s request, never 1 + 3
+    assert 3.5 <= elapsed <= 4.8  # ~1.5 s waiting + ~2.5 s request, never 1.5 + 4
     assert limit_stats()[chat._gate.key]["waits"] >= 1
 
 
