@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from memlane.config import Settings
+from memlane.errors import LLMRateLimited, LLMUnavailable, Retryable
 from memlane.llm.embeddings import build_embedder
 from tests.support.llm_server import LLMServer, hash_vector
 from tests.support.worker_proc import ROOT, child_env
@@ -55,6 +56,42 @@ def test_a_429_retry_after_is_slept_off_and_the_request_sent_again(
     first, second = llm_server.arrivals("/embeddings")
     assert second - first >= 1.0
     assert vectors == [hash_vector("喜欢吉他", 384)]
+
+
+def test_a_retry_after_beyond_the_budget_is_raised_capped_without_waiting(
+    make_settings: Callable[..., Settings], llm_server: LLMServer
+) -> None:
+    """Retry-After 600 with a 4 s budget: a Retryable error at once, retry_after_s 4."""
+    settings = _settings(make_settings, llm_server, call_budget_s=4.0, timeout_s=2.0)
+    llm_server.retry_after = "600"
+    llm_server.fail_next_embeddings(1, "429")
+    embedder = build_embedder(settings.embedding)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LLMRateLimited) as caught:
+            embedder.embed_passages(["喜欢吉他"])
+    finally:
+        embedder.close()
+    assert time.monotonic() - started < 2.0
+    assert isinstance(caught.value, Retryable) and caught.value.retry_after_s == 4.0
+    assert len(llm_server.embedding_batches()) == 1
+
+
+def test_a_slow_reply_is_cut_at_the_timeout_and_retryable(
+    make_settings: Callable[..., Settings], llm_server: LLMServer
+) -> None:
+    """An endpoint slower than embedding.timeout_s gives LLMUnavailable within the budget."""
+    settings = _settings(make_settings, llm_server, call_budget_s=3.0, timeout_s=1.0)
+    llm_server.embedding_delay_s = 5.0
+    embedder = build_embedder(settings.embedding)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LLMUnavailable):
+            embedder.embed_passages(["慢"])
+    finally:
+        llm_server.embedding_delay_s = 0.0
+        embedder.close()
+    assert time.monotonic() - started < 2.5
 
 
 @pytest.mark.redis
