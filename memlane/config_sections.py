@@ -80,6 +80,22 @@ class EmbeddingSettings(Section):
     # busy workers, and 1 thread per worker leaves the cores to the bot (issue 14).
     threads: int = Field(2, ge=1, le=256)
     worker_threads: int = Field(1, ge=1, le=256)
+    # Provider limits of a remote endpoint (base_url), shared by every process through Redis
+    # (memlane.llm.limits): requests and tokens per minute, 0 or null = unlimited. max_batch is
+    # the provider's cap on inputs per request (DashScope 10 or 25); requests are split to fit.
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+    limit_window_s: float = Field(60.0, gt=0, le=60)
+    max_batch: int | None = Field(None, ge=1, le=2048)
+    # How long one embedding request may take, waits for the limits and a 429's Retry-After
+    # included (a wait may use up to half of it); a longer wait raises a Retryable error instead
+    # (the task retries). Its calls count against worker.batch_overhead_s.
+    call_budget_s: float = Field(30.0, gt=0)
+
+    @property
+    def request_batch(self) -> int:
+        """Inputs per request: ``batch_size``, but never above the provider's ``max_batch``."""
+        return min(self.batch_size, self.max_batch or self.batch_size)
 
 
 class LLMSettings(Section):
@@ -100,6 +116,12 @@ class LLMSettings(Section):
     json_mode: bool = True
     temperature: float = Field(0.0, ge=0, le=2)
     api_key: SecretStr | None = None
+    # Provider limits, shared by every worker through Redis (memlane.llm.limits): requests and
+    # tokens per minute, 0 or null = unlimited, counted over any limit_window_s seconds (scaled
+    # down below a minute, which spreads bursts). A call waits for a place within its budget.
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+    limit_window_s: float = Field(60.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _one_format(self) -> LLMSettings:

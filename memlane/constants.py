@@ -34,6 +34,9 @@ KEY_NIGHT_WAVE = "{p}:schedlock:{j}:{n}:wave:{o}"  # the wave at offset o was ha
 KEY_EARLY_REFLECTION = "{p}:schedlock:reflect-early:{u}"  # an early reflection is on its way
 KEY_TASK_STATUS = "{p}:taskstatus:{t}"  # JSON: how lifecycle task t ended (memlane reflect --wait)
 KEY_LLM_FORMAT = "{p}:llmformat:{v}"  # the structured output provider v takes (llm.formats)
+# Provider limits (buffer/provider_limits.py): one sliding window per provider key k.
+KEY_LIMIT_WINDOW = "{p}:limit:{{{k}}}:window"  # zset: grant id -> admission time (ms)
+KEY_LIMIT_TOKENS = "{p}:limit:{{{k}}}:tokens"  # hash: grant id -> reserved tokens, "_sum"
 KEY_USERS = "{p}:users"  # set of every user id ever seen (for stats and sweeps)
 # HTTP service (service/apikeys.py): keys are stored only as the sha256 of the key.
 KEY_API_KEY = "{p}:apikey:{h}"  # hash per key (by sha256): id, tenant, limits, token bucket

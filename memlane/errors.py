@@ -10,7 +10,8 @@ Every error memlane raises on purpose derives from :class:`MemlaneError`::
     ├── StoreError             the memory store refused or failed an operation
     ├── RedisError_            Redis (buffer, leases, markers, counters) failed an operation
     ├── LLMError               a model endpoint (chat, embeddings, rerank) failed
-    │   ├── LLMRateLimited     429 from the provider (also Retryable)
+    │   ├── LLMRateLimited     429 from the provider (also Retryable); ``.retry_after_s``
+    │   │   └── LimitWaitTooLong   the shared rpm/tpm window needs a longer wait than the budget
     │   └── LLMBadOutput       output that fails parsing or schema validation
     │       └── BadOutputRetry (also Retryable) not the batch's last attempt: retry it
     ├── LeaseLost              another worker holds (or took over) a user's lease
@@ -106,7 +107,22 @@ class LLMUnavailable(LLMError, Retryable):
 
 
 class LLMRateLimited(LLMError, Retryable):
-    """The model endpoint answered 429."""
+    """The model endpoint answered 429.
+
+    ``retry_after_s`` is how long the provider asked to wait (its ``Retry-After``, capped by the
+    call budget), or None; a task retries no sooner than that.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class LimitWaitTooLong(LLMRateLimited):
+    """The provider's configured limits (rpm/tpm) need a longer wait than the call may take.
+
+    Nothing was sent; ``retry_after_s`` says when a place in the shared window frees up.
+    """
 
 
 class LLMBadOutput(LLMError):

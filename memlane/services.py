@@ -16,10 +16,16 @@ from memlane.buffer.attempts import RedisAttempts
 from memlane.buffer.connection import connect_redis
 from memlane.buffer.keys import Keys
 from memlane.buffer.lease import Leases
+from memlane.buffer.provider_limits import RedisProviderLimiter
 from memlane.buffer.turns import TurnBuffer
 from memlane.config import Settings
 from memlane.llm.embeddings import CachingEmbedder, build_embedder
 from memlane.store.base import MemoryStore
+
+
+def _limited(section: Any) -> bool:
+    """Whether a model section sets rpm or tpm (only then is Redis asked before each call)."""
+    return bool(section.rpm or section.tpm)
 
 
 class Services:
@@ -92,8 +98,17 @@ class Services:
         """The embedder (local model or remote endpoint)."""
         return self._lazy(  # type: ignore[no-any-return]
             "embedder",
-            lambda: build_embedder(self.settings.embedding, self.settings.limits.max_embed_chars),
+            lambda: build_embedder(
+                self.settings.embedding,
+                self.settings.limits.max_embed_chars,
+                self.provider_limiter if _limited(self.settings.embedding) else None,
+            ),
         )
+
+    @property
+    def provider_limiter(self) -> RedisProviderLimiter:
+        """The providers' rpm/tpm windows, shared by every process through Redis."""
+        return RedisProviderLimiter(self.redis, self.keys)
 
     def close(self) -> None:
         """Close what this bundle created (not what was passed in)."""

@@ -6,7 +6,8 @@ process's :class:`~memlane.services.Services` (Redis, buffer, leases, store, emb
 created on first use and again after a fork) and the process's models: one chat model, and the
 LLM extractor over it, per process id, so a pool child never uses its parent's HTTP clients. The
 chat model gets the prompts' output schemas and shares the structured output format it learns
-for its provider through Redis (:mod:`memlane.buffer.llm_formats`).
+for its provider through Redis (:mod:`memlane.buffer.llm_formats`), and the provider's rpm/tpm
+window when ``llm.rpm`` or ``llm.tpm`` is set (:mod:`memlane.buffer.provider_limits`).
 Nothing here is global and nothing imports Celery.
 """
 
@@ -119,7 +120,8 @@ class Wiring:
         """A chat model with the prompts' output schemas, sharing what it learns in Redis."""
         llm, svc = self.settings.llm, self.services
         formats = RedisOutputFormats(svc.redis, svc.keys, llm.response_format_ttl_s)
-        return ChatModel(llm, schemas=OUTPUT_SCHEMAS, formats=formats)
+        limiter = svc.provider_limiter if (llm.rpm or llm.tpm) else None
+        return ChatModel(llm, schemas=OUTPUT_SCHEMAS, formats=formats, limiter=limiter)
 
     # -- Redis adapters -------------------------------------------------------------------------
 

@@ -75,7 +75,12 @@ def record_status(task: Task, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def retry_delay(settings: Settings, retries: int) -> float:
-    """The backoff before retry number ``retries + 1`` (``batching.backoff_*``)."""
+def retry_delay(settings: Settings, retries: int, error: BaseException | None = None) -> float:
+    """The backoff before retry number ``retries + 1`` (``batching.backoff_*``).
+
+    Never sooner than a provider's ``Retry-After`` (or the limits' wait) that ``error`` carries,
+    which arrives already capped by the call budget.
+    """
     cfg = settings.batching
-    return backoff_delay(retries, cfg.backoff_base_s, cfg.backoff_max_s)
+    delay = backoff_delay(retries, cfg.backoff_base_s, cfg.backoff_max_s)
+    return max(delay, getattr(error, "retry_after_s", None) or 0.0)

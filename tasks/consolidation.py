@@ -48,7 +48,7 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
         if self.request.retries >= MAX_RETRIES:
             w.services.leases.release(user_id, token)  # the dispatcher will try again later
             raise
-        delay = retry_delay(w.settings, self.request.retries)
+        delay = retry_delay(w.settings, self.request.retries, e)
         log.warning("consolidate_retry", user_id=user_id, error=str(e), delay_s=round(delay, 2))
         raise self.retry(exc=e, countdown=delay) from e
     if run.value is None:

@@ -37,7 +37,7 @@ def reflect(self: Task, user_id: str) -> dict[str, Any]:
     try:
         run = run_leased(w.services.leases, user_id, work)
     except Retryable as e:
-        delay = retry_delay(w.settings, self.request.retries)
+        delay = retry_delay(w.settings, self.request.retries, e)
         log.warning("reflect_retry", user_id=user_id, error=str(e), delay_s=round(delay, 2))
         raise self.retry(exc=e, countdown=delay) from e
     except LLMBadOutput as e:

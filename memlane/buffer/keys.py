@@ -60,6 +60,14 @@ class Keys:
         """The structured output format a chat provider takes (``llm.formats.provider_id``)."""
         return c.KEY_LLM_FORMAT.format(p=self.prefix, v=provider)
 
+    def limit_window(self, provider: str) -> str:
+        """A provider key's sliding window of admitted calls (``llm.limits``)."""
+        return c.KEY_LIMIT_WINDOW.format(p=self.prefix, k=provider)
+
+    def limit_tokens(self, provider: str) -> str:
+        """The tokens reserved by each call in a provider key's window, and their sum."""
+        return c.KEY_LIMIT_TOKENS.format(p=self.prefix, k=provider)
+
     def early_reflection(self, user_id: str) -> str:
         """Set (with a TTL) while an early reflection of the user is on its way."""
         return c.KEY_EARLY_REFLECTION.format(p=self.prefix, u=user_id)

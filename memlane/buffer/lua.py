@@ -5,7 +5,8 @@ guarded writes (:mod:`.lease`): ``RENEW``, ``GUARD``, ``SETTLE_WRITE``, ``FORGET
 ``RELEASE``. Attempt counters (:mod:`.attempts`): ``ATTEMPT_START``, ``ATTEMPT_FORGIVE``. The
 nightly fan-out (:mod:`.nightly`): ``NIGHT_START``. Unreflected counts (:mod:`.unreflected`):
 ``SETTLE_UNREFLECTED``. The API keys of the HTTP service (``service/apikeys.py``):
-``AUTHENTICATE`` (look a key up and take a token from its bucket).
+``AUTHENTICATE`` (look a key up and take a token from its bucket). Provider limits
+(:mod:`.provider_limits`): ``LIMIT_ACQUIRE``, ``LIMIT_SETTLE``.
 """
 
 from __future__ import annotations
@@ -238,4 +239,84 @@ if tokens < 1 then
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
 return {1, f[1], f[2]}
+"""
+
+# -- provider limits (rpm / tpm) -----------------------------------------------------------
+
+# A sliding window per provider key: KEYS[1] a zset grant id -> admission time (ms, Redis's
+# clock, so every worker counts on one clock), KEYS[2] a hash grant id -> reserved tokens, plus
+# '_sum' (their total). Entries older than the window are dropped first.
+_LIMIT_EXPIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[5])
+local cutoff = now - window
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+if #old > 0 then
+  local freed = 0
+  for i = 1, #old do
+    freed = freed + (tonumber(redis.call('HGET', KEYS[2], old[i])) or 0)
+    redis.call('HDEL', KEYS[2], old[i])
+  end
+  -- never '-0' (Lua's negative zero), which HINCRBY refuses
+  if freed > 0 then redis.call('HINCRBY', KEYS[2], '_sum', 0 - freed) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+end
+"""
+
+# KEYS: window zset, tokens hash
+# ARGV: grant_id, tokens, max_requests (0 = none), max_tokens (0 = none), window_ms
+# Returns {1, 0} when admitted (the grant is recorded), else {0, ms until a place frees up}.
+LIMIT_ACQUIRE = (
+    _LIMIT_EXPIRE
+    + """
+local tokens = tonumber(ARGV[2])
+local max_req = tonumber(ARGV[3])
+local max_tok = tonumber(ARGV[4])
+local wait = 0
+if max_req > 0 then
+  local n = redis.call('ZCARD', KEYS[1])
+  if n >= max_req then
+    local e = redis.call('ZRANGE', KEYS[1], n - max_req, n - max_req, 'WITHSCORES')
+    wait = math.max(wait, tonumber(e[2]) + window - now + 1)
+  end
+end
+if max_tok > 0 then
+  local sum = tonumber(redis.call('HGET', KEYS[2], '_sum') or '0')
+  if sum + tokens > max_tok then
+    local need = sum + tokens - max_tok
+    local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+    local freed = 0
+    local until_free = window
+    for i = 1, #entries, 2 do
+      freed = freed + (tonumber(redis.call('HGET', KEYS[2], entries[i])) or 0)
+      if freed >= need then
+        until_free = tonumber(entries[i + 1]) + window - now + 1
+        break
+      end
+    end
+    wait = math.max(wait, until_free)
+  end
+end
+if wait > 0 then return {0, wait} end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+if tokens > 0 then
+  redis.call('HSET', KEYS[2], ARGV[1], tokens)
+  redis.call('HINCRBY', KEYS[2], '_sum', tokens)
+end
+redis.call('PEXPIRE', KEYS[1], window * 2)
+redis.call('PEXPIRE', KEYS[2], window * 2)
+return {1, 0}
+"""
+)
+
+# KEYS: window zset, tokens hash
+# ARGV: grant_id, tokens really spent
+# Returns 1 when corrected, 0 when the grant already left the window (nothing to correct).
+LIMIT_SETTLE = """
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if not old then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], '_sum', tonumber(ARGV[2]) - tonumber(old))
+return 1
 """

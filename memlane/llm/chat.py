@@ -11,6 +11,8 @@ onto memlane's hierarchy so callers decide on retries by type alone:
 
 The SDK's own retries are off (``max_retries=0``); :class:`ChatModel` retries transient errors
 itself only when asked to (``retries``), because consolidation already retries at task level.
+Every request goes through a :class:`~memlane.llm.limits.ProviderGate`: the shared rpm/tpm
+window (``llm.rpm``, ``llm.tpm``), and a 429's ``Retry-After`` slept off within the call budget.
 
 JSON completions ask for the best structured output the provider takes and step down by
 themselves when it refuses one (:mod:`memlane.llm.formats` holds the rule and the memory).
@@ -37,6 +39,13 @@ from memlane.llm.formats import (
     provider_id,
     refusal,
     response_format,
+)
+from memlane.llm.limits import (
+    ProviderGate,
+    ProviderLimiter,
+    RateLimits,
+    estimate_chat_tokens,
+    parse_retry_after,
 )
 from memlane.logging import get_logger
 
@@ -94,7 +103,9 @@ def map_api_error(err: Exception) -> LLMError:
     import openai
 
     if isinstance(err, openai.RateLimitError):
-        return LLMRateLimited(f"chat model rate limited (429): {_api_message(err)}")
+        return LLMRateLimited(
+            f"chat model rate limited (429): {_api_message(err)}", retry_after_s(err)
+        )
     if isinstance(err, openai.APITimeoutError | openai.APIConnectionError):
         return LLMUnavailable(f"chat model unreachable: {type(err).__name__}")
     if isinstance(err, openai.APIStatusError):
@@ -105,6 +116,13 @@ def map_api_error(err: Exception) -> LLMError:
     if isinstance(err, openai.APIResponseValidationError):
         return LLMBadOutput(f"chat response not understood: {err}")
     return LLMError(f"chat call failed: {type(err).__name__}")
+
+
+def retry_after_s(err: Any) -> float | None:
+    """The ``Retry-After`` of an SDK error's HTTP response, in seconds (None if absent)."""
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None)
+    return parse_retry_after(dict(headers)) if headers is not None else None
 
 
 def _api_message(err: Any) -> str:
@@ -141,6 +159,7 @@ class ChatModel:
         sleep: Callable[[float], None] = time.sleep,
         schemas: Mapping[str, dict[str, Any]] | None = None,
         formats: FormatMemory | None = None,
+        limiter: ProviderLimiter | None = None,
     ) -> None:
         from openai import OpenAI
 
@@ -157,7 +176,17 @@ class ChatModel:
             base_url=settings.base_url,
             api_key=key,
             timeout=settings.request_timeout_s,
-            max_retries=0,
+            max_retries=0,  # retries and Retry-After are ours (llm.limits): no double wait
+        )
+        self._gate = ProviderGate(
+            f"chat|{self.provider}",
+            RateLimits(settings.rpm or 0, settings.tpm or 0, settings.limit_window_s),
+            limiter,
+            # The whole call, waits included, fits the LLM timeout: memlane.timing counts calls
+            # at it (it is llm.call_budget_s unless llm.timeout_s is set lower).
+            settings.request_timeout_s,
+            settings.request_timeout_s,
+            sleep=sleep,
         )
 
     def complete_json(
@@ -198,7 +227,8 @@ class ChatModel:
             except Retryable as e:
                 if attempt >= self._retries:
                     raise
-                delay = backoff_delay(attempt, 1.0, 30.0)
+                # A provider's Retry-After replaces the backoff (never both: no double wait).
+                delay = getattr(e, "retry_after_s", None) or backoff_delay(attempt, 1.0, 30.0)
                 log.warning("llm_retry", purpose=purpose, error=str(e), delay_s=round(delay, 2))
                 self._sleep(delay)
                 attempt += 1
@@ -251,13 +281,25 @@ class ChatModel:
         if field is not None:
             extra["response_format"] = field
         started = time.monotonic()
+
+        def send(timeout_s: float) -> Any:
+            try:
+                return self._client.chat.completions.create(
+                    model=self.model,
+                    messages=list(messages),  # type: ignore[arg-type]
+                    temperature=self.settings.temperature,
+                    timeout=timeout_s,
+                    **extra,
+                )
+            except openai.RateLimitError as e:  # the gate sleeps off its Retry-After
+                raise map_api_error(e) from e
+
+        estimate = estimate_chat_tokens([str(m.get("content", "")) for m in messages])
         try:
-            resp = self._client.chat.completions.create(
-                model=self.model,
-                messages=list(messages),  # type: ignore[arg-type]
-                temperature=self.settings.temperature,
-                **extra,
-            )
+            resp = self._gate.call(send, estimate, _total_tokens)
+        except LLMRateLimited as e:
+            log.warning("llm_call_failed", purpose=purpose, model=self.model, error=str(e))
+            raise
         except openai.OpenAIError as e:
             err = map_api_error(e)
             log.warning("llm_call_failed", purpose=purpose, model=self.model, error=str(err))
@@ -270,6 +312,18 @@ class ChatModel:
         if not resp.choices or resp.choices[0].message.content is None:
             raise LLMBadOutput("chat model returned no content")
         return resp.choices[0].message.content, usage
+
+
+def _total_tokens(resp: Any) -> int | None:
+    """The tokens a completion really spent, as reported (None when the provider says nothing)."""
+    raw = getattr(resp, "usage", None)
+    if raw is None:
+        return None
+    total = getattr(raw, "total_tokens", None)
+    if total is None:
+        total = int(getattr(raw, "prompt_tokens", 0) or 0)
+        total += int(getattr(raw, "completion_tokens", 0) or 0)
+    return int(total)
 
 
 def _usage_of(resp: Any, model: str, latency_s: float) -> Usage:

@@ -24,6 +24,14 @@ from typing import Any, Protocol
 
 from memlane.config_sections import EmbeddingSettings
 from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
+from memlane.llm.limits import (
+    ProviderGate,
+    ProviderLimiter,
+    RateLimits,
+    chunked,
+    estimate_tokens,
+    parse_retry_after,
+)
 from memlane.logging import get_logger
 from memlane.models import Memory
 
@@ -145,42 +153,62 @@ def fit_window(model: Any, text: str, is_query: bool, max_tokens: int = MODEL_MA
 
 
 class OpenAIEmbedder:
-    """Any OpenAI-compatible ``/embeddings`` endpoint (OpenAI, DashScope, SiliconFlow, vLLM)."""
+    """Any OpenAI-compatible ``/embeddings`` endpoint (OpenAI, DashScope, SiliconFlow, vLLM).
 
-    def __init__(self, settings: EmbeddingSettings) -> None:
+    Requests carry at most ``embedding.request_batch`` inputs (``batch_size``, capped by the
+    provider's ``max_batch``) and go through a :class:`~memlane.llm.limits.ProviderGate`: the
+    shared rpm/tpm window (``embedding.rpm``, ``embedding.tpm``) and a 429's ``Retry-After``.
+    """
+
+    def __init__(self, settings: EmbeddingSettings, limiter: ProviderLimiter | None = None) -> None:
         from openai import OpenAI
+
+        from memlane.llm.formats import provider_id
 
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
         self.dims = settings.dims
         self._model = settings.model
-        self._batch_size = settings.batch_size
-        self._client = OpenAI(
+        self._batch_size = settings.request_batch
+        self._client = OpenAI(  # retries and Retry-After are the gate's: no double wait
             base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0
+        )
+        self._gate = ProviderGate(
+            f"embeddings|{provider_id(settings.base_url, settings.model)}",
+            RateLimits(settings.rpm or 0, settings.tpm or 0, settings.limit_window_s),
+            limiter,
+            settings.call_budget_s,
+            settings.timeout_s,
         )
 
     def _call(self, texts: list[str]) -> list[Vector]:
+        resp = self._gate.call(
+            lambda timeout: self._send(texts, timeout), estimate_tokens(texts), _spent
+        )
+        vectors = [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+        if len(vectors) != len(texts) or any(len(v) != self.dims for v in vectors):
+            raise LLMError(f"embeddings endpoint returned wrong shape (expected dims {self.dims})")
+        return vectors
+
+    def _send(self, texts: list[str], timeout_s: float) -> Any:
         import openai
 
         try:
-            resp = self._client.embeddings.create(model=self._model, input=texts)
+            return self._client.embeddings.create(model=self._model, input=texts, timeout=timeout_s)
         except openai.RateLimitError as e:
-            raise LLMRateLimited(f"embeddings rate limited: {e.status_code}") from e
+            retry_after = parse_retry_after(dict(e.response.headers))
+            raise LLMRateLimited(f"embeddings rate limited: {e.status_code}", retry_after) from e
         except (openai.APITimeoutError, openai.APIConnectionError) as e:
             raise LLMUnavailable(f"embeddings endpoint unreachable: {type(e).__name__}") from e
         except openai.APIStatusError as e:
             if e.status_code >= 500:
                 raise LLMUnavailable(f"embeddings endpoint failed: {e.status_code}") from e
             raise LLMError(f"embeddings request refused: {e.status_code}") from e
-        vectors = [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
-        if len(vectors) != len(texts) or any(len(v) != self.dims for v in vectors):
-            raise LLMError(f"embeddings endpoint returned wrong shape (expected dims {self.dims})")
-        return vectors
 
     def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
-        """Passage vectors, in batches."""
+        """Passage vectors, in requests of at most ``request_batch`` inputs, order kept."""
         out: list[Vector] = []
-        for i in range(0, len(texts), self._batch_size):
-            out.extend(self._call(list(texts[i : i + self._batch_size])))
+        for chunk in chunked(texts, self._batch_size):
+            out.extend(self._call(chunk))
         return out
 
     def embed_query(self, text: str) -> Vector:
@@ -190,6 +218,13 @@ class OpenAIEmbedder:
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._client.close()
+
+
+def _spent(resp: Any) -> int | None:
+    """The tokens an embeddings request really spent, as reported (None when not said)."""
+    usage = getattr(resp, "usage", None)
+    total = getattr(usage, "total_tokens", None) or getattr(usage, "prompt_tokens", None)
+    return int(total) if total is not None else None
 
 
 class _Lru:
@@ -279,14 +314,17 @@ def embed_missing(embedder: Embedder, memories: Sequence[Memory]) -> None:
             memory.embedding = list(vector)
 
 
-def build_embedder(settings: EmbeddingSettings, max_chars: int = 2_000) -> CachingEmbedder:
+def build_embedder(
+    settings: EmbeddingSettings, max_chars: int = 2_000, limiter: ProviderLimiter | None = None
+) -> CachingEmbedder:
     """The configured embedder: remote when ``base_url`` is set, else the local model.
 
     ``max_chars`` is ``limits.max_embed_chars``: how much of each text the embedder sees.
+    ``limiter`` shares the remote endpoint's rpm/tpm window (without one they are not enforced).
     """
     inner: Embedder
     if settings.base_url:
-        inner = OpenAIEmbedder(settings)
+        inner = OpenAIEmbedder(settings, limiter)
     elif settings.dims != LocalEmbedder.dims:
         raise ConfigError(
             f"embedding.dims: the local model has {LocalEmbedder.dims} dims, not {settings.dims}"

@@ -8,7 +8,10 @@ only after the client gave up), malformed JSON, a wrong schema, and a 401 whose 
 echoes the API key it was sent (as some providers do). It can refuse a ``response_format`` type
 the way real servers do (:meth:`LLMServer.refuse_format`: llama.cpp's server answered HTTP 500
 to ``json_schema``), and answer every chat call only after a delay (``reply_delay_s``, a slow
-local model). It never imports memlane.
+local model). For provider limits: a 429 carries ``Retry-After`` when ``retry_after`` is set,
+embedding calls can fail (:meth:`LLMServer.fail_next_embeddings`) or be slow
+(``embedding_delay_s``), and :meth:`LLMServer.max_in_window` / :meth:`LLMServer.embedding_batches`
+count requests per window and inputs per embedding request. It never imports memlane.
 
     server = LLMServer().start()
     server.add_rule("吉他", {"observations": [...], "links": []})
@@ -114,6 +117,9 @@ class LLMServer:
         self.embedding_dims = embedding_dims
         self.timeout_sleep_s = timeout_sleep_s
         self.reply_delay_s = 0.0  # every chat answer waits this long (a slow local model)
+        self.embedding_delay_s = 0.0  # every embedding answer waits this long
+        self.retry_after: str | None = None  # sent as Retry-After with every 429 when set
+        self._embedding_faults: list[str] = []
         self.refused_formats: dict[str, tuple[int, str]] = {}
         self.default_reply: Reply = DEFAULT_REPLY
         self.rules: list[Rule] = []
@@ -181,6 +187,13 @@ class LLMServer:
         with self._lock:
             self._faults.extend([fault] * n)
 
+    def fail_next_embeddings(self, n: int, fault: str) -> None:
+        """Answer the next ``n`` embedding calls with ``fault`` (``"429"`` or ``"500"``)."""
+        if fault not in ("429", "500"):
+            raise ValueError(f"unknown embeddings fault {fault!r}; one of ('429', '500')")
+        with self._lock:
+            self._embedding_faults.extend([fault] * n)
+
     def refuse_format(self, kind: str, status: int = 500, message: str | None = None) -> None:
         """Answer every chat call whose ``response_format`` type is ``kind`` with ``status``.
 
@@ -197,6 +210,7 @@ class LLMServer:
             self.refused_formats.clear()
             self.rules.clear()
             self._faults.clear()
+            self._embedding_faults.clear()
             self.requests.clear()
 
     # -- inspection ------------------------------------------------------------------------
@@ -217,7 +231,33 @@ class LLMServer:
         with self._lock:
             return sum(1 for r in self.requests if r.path.endswith("/embeddings"))
 
+    def arrivals(self, suffix: str) -> list[float]:
+        """When each request whose path ends in ``suffix`` arrived (``time.time()``), in order."""
+        with self._lock:
+            return sorted(r.at for r in self.requests if r.path.endswith(suffix))
+
+    def max_in_window(self, suffix: str, window_s: float) -> int:
+        """The most ``suffix`` requests that arrived within any ``window_s`` seconds."""
+        times, best, first = self.arrivals(suffix), 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= window_s:
+                first += 1
+            best = max(best, last - first + 1)
+        return best
+
+    def embedding_batches(self) -> list[list[str]]:
+        """The inputs of every embedding request, in arrival order."""
+        with self._lock:
+            bodies = [r.body for r in self.requests if r.path.endswith("/embeddings")]
+        return [
+            [b["input"]] if isinstance(b.get("input"), str) else list(b["input"]) for b in bodies
+        ]
+
     # -- answering (called from the handler threads) ---------------------------------------
+
+    def _embedding_fault(self) -> str | None:
+        with self._lock:
+            return self._embedding_faults.pop(0) if self._embedding_faults else None
 
     def _record(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         with self._lock:
@@ -322,7 +362,7 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             elif fault == "400":
                 self._send(400, {"error": {"message": "bad request", "type": "invalid_request"}})
             elif fault == "429":
-                self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}})
+                self._send_429()
             elif fault == "500":
                 self._send(500, {"error": {"message": "upstream exploded", "type": "server"}})
             elif fault == "timeout":
@@ -333,7 +373,21 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 content = faulty if faulty is not None else _content_of(reply, body)
                 self._send(200, _completion(body, content))
 
+        def _send_429(self) -> None:
+            extra = {"Retry-After": server.retry_after} if server.retry_after is not None else {}
+            payload = {"error": {"message": "rate limited", "type": "rate_limit"}}
+            self._send(429, payload, extra)
+
         def _embeddings(self, body: dict[str, Any]) -> None:
+            if server.embedding_delay_s > 0:
+                server._stopping.wait(server.embedding_delay_s)
+            fault = server._embedding_fault()
+            if fault == "429":
+                self._send_429()
+                return
+            if fault == "500":
+                self._send(500, {"error": {"message": "upstream exploded", "type": "server"}})
+                return
             texts = body.get("input", [])
             texts = [texts] if isinstance(texts, str) else texts
             dims = server.embedding_dims
@@ -344,10 +398,14 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
             self._send(200, {"object": "list", "data": data, "model": "fake", "usage": usage})
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
+        def _send(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             try:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
