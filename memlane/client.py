@@ -25,6 +25,7 @@ from memlane.memories.params import (
     validate_memory_id,
 )
 from memlane.memories.users import list_users
+from memlane.metrics import observe_retrieve
 from memlane.models import Memory, MemoryKind, MemoryPage, MemoryVersion, UserPage
 from memlane.retrieval.ranking import RetrievedMemory
 from memlane.retrieval.search import retrieve
@@ -159,6 +160,7 @@ class MemoryClient:
         ``time_range`` ``(start, end)`` with start before end (naive times take the configured
         timezone). Raises :class:`~memlane.errors.InvalidInput` naming the bad parameter.
         """
+        started = time.perf_counter()
         uid = self._uid(user_id)
         p = validate_retrieve(
             query,
@@ -171,7 +173,7 @@ class MemoryClient:
             self.settings.retrieval,
             self.settings.tz,
         )
-        return retrieve(
+        found = retrieve(
             self.services,
             uid,
             p.query,
@@ -182,6 +184,8 @@ class MemoryClient:
             include_pending=p.include_pending,
             rerank=p.rerank,
         )
+        observe_retrieve(time.perf_counter() - started, p.include_pending)
+        return found
 
     def import_memories(
         self, user_id: str, memories: Sequence[Mapping[str, Any]], now: datetime | None = None

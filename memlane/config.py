@@ -28,6 +28,7 @@ from memlane.config_sections import (
     LLMSettings,
     LogSettings,
     MaintenanceSettings,
+    MetricsSettings,
     RedisSettings,
     ReflectionSettings,
     RerankSettings,
@@ -97,6 +98,7 @@ class Settings(Section):
     worker: WorkerSettings = WorkerSettings()
     limits: LimitSettings = LimitSettings()
     service: ServiceSettings = ServiceSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("timezone", mode="before")

@@ -158,6 +158,10 @@ class TurnBuffer:
             letters = [d for d in letters if d["user_id"] == user_id]
         return sorted(letters, key=lambda d: d["at"])
 
+    def dead_letter_count(self) -> int:
+        """How many batches are parked now."""
+        return int(self._call(self._r.hlen, self.keys.dead))
+
     def dead_letter_entries(self, letter: dict[str, Any]) -> list[BufferedTurn]:
         """The turns kept in a dead letter."""
         uid = letter["user_id"]
