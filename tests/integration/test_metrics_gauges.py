@@ -1,4 +1,5 @@
-"""The buffer gauges read from a real Redis at scrape time (:mod:`memlane.buffer.gauges`)."""
+"""The buffer gauges read from a real Redis at scrape time (:mod:`memlane.buffer.gauges`), and
+the lease-loss counter moved by a lease really taken away."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from memlane.buffer.gauges import BufferCollector
 from memlane.buffer.keys import Keys
+from memlane.buffer.lease import Leases, Outcome, run_leased
 from memlane.buffer.rejections import RejectionCounter
 from memlane.buffer.turns import TurnBuffer
 from memlane.ids import default_turn_id
@@ -78,3 +80,19 @@ def test_an_unreachable_redis_is_reported_not_raised(key_prefix: str) -> None:
     samples = scrape(collector)
     assert samples == {("memlane_redis_up", ()): 0}
     dead.close()
+
+
+def test_a_lost_lease_is_counted_once(redis_client: redis.Redis, key_prefix: str) -> None:
+    """A run whose lease another worker took ends LOST and moves lease_losses by one."""
+    leases = Leases(redis_client, Keys(key_prefix), ttl_s=60)
+    before = REGISTRY.get_sample_value("memlane_lease_losses_total") or 0.0
+
+    def work(token: str) -> None:
+        leases.release("lease-u1", token)  # as if it had expired ...
+        assert leases.acquire("lease-u1") is not None  # ... and another worker took it
+        leases.check("lease-u1", token)
+
+    token = leases.acquire("lease-u1")
+    assert token is not None
+    assert run_leased(leases, "lease-u1", work, token=token).outcome is Outcome.LOST
+    assert REGISTRY.get_sample_value("memlane_lease_losses_total") == before + 1
