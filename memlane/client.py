@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memlane import tracing
 from memlane.buffer.forgetting import start_sweeping, sweep_forgotten
 from memlane.buffer.usage import UsageRecorder
 from memlane.config import Settings, load_settings
@@ -50,6 +51,8 @@ class MemoryClient:
     def __init__(self, settings: Settings, services: Services | None = None) -> None:
         self.settings = settings
         self.services = services or Services(settings)
+        if settings.tracing.enabled and not tracing.enabled():
+            tracing.configure_tracing(settings.tracing, "memlane-client")
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> MemoryClient:
@@ -68,7 +71,8 @@ class MemoryClient:
         :class:`~memlane.errors.InvalidInput` naming the field, with nothing pushed.
         """
         valid = validate_turns(user_id, turns, session_id, self.settings.limits, self.settings.tz)
-        self.services.buffer.push(valid[0].user_id, valid)
+        with tracing.span("memlane.add_turns", turns=len(valid)):
+            self.services.buffer.push(valid[0].user_id, valid, tracing.current_traceparent())
         return [t.turn_id for t in valid]
 
     def pending(self, user_id: str) -> int:

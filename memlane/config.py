@@ -36,6 +36,7 @@ from memlane.config_sections import (
     Section,
     ServiceSettings,
     StoreSettings,
+    TracingSettings,
     WorkerSettings,
 )
 from memlane.errors import ConfigError
@@ -99,6 +100,7 @@ class Settings(Section):
     limits: LimitSettings = LimitSettings()
     service: ServiceSettings = ServiceSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("timezone", mode="before")

@@ -294,6 +294,15 @@ class MetricsSettings(Section):
     multiproc_dir: str | None = None
 
 
+class TracingSettings(Section):
+    """Optional OpenTelemetry tracing (the ``otel`` extra); off unless enabled."""
+
+    enabled: bool = False
+    # OTLP over HTTP (e.g. http://collector:4318/v1/traces); None: JSON lines to console_path.
+    otlp_endpoint: str | None = None
+    console_path: str | None = None  # None: stderr
+
+
 class LogSettings(Section):
     """structlog output."""
 

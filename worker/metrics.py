@@ -21,6 +21,7 @@ from typing import Any
 
 from celery import signals
 
+from memlane import tracing
 from memlane.config import Settings
 from memlane.errors import ConfigError
 from memlane.exporter import MULTIPROC_ENV, build_registry, multiproc_dir
@@ -71,6 +72,23 @@ def setup_worker_metrics(settings: Settings) -> str | None:
     url = f"http://{host}:{server.server_port}/metrics"
     log.info("worker_metrics", url=url, multiproc_dir=str(path))
     return url
+
+
+def setup_worker_tracing(settings: Settings) -> None:
+    """Trace in each pool process when ``tracing.enabled`` (configured after the fork: an
+    exporter's thread does not survive it), and in this process (a solo or threads pool)."""
+    if not settings.tracing.enabled:
+        return
+
+    def configure(**_: Any) -> None:
+        tracing.configure_tracing(settings.tracing, "memlane-worker")
+
+    def flush(**_: Any) -> None:
+        tracing.shutdown()
+
+    signals.worker_process_init.connect(configure, weak=False, dispatch_uid="memlane-tracing")
+    signals.worker_process_shutdown.connect(flush, weak=False, dispatch_uid="memlane-tracing-end")
+    configure()
 
 
 def _on_retry(sender: Any = None, **_: Any) -> None:

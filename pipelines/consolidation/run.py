@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from memlane import tracing
 from memlane.buffer.forgetting import guarded_write
 from memlane.buffer.lease import Leases
 from memlane.buffer.raw import raw_memories, raw_passages
@@ -185,11 +186,24 @@ def consolidate_batch(
 ) -> int:
     """Store one batch and commit it. Returns the number of memories written (and adds the
     observations among them to ``result``)."""
+    links = [e.traceparent for e in entries]  # the add_turns spans that pushed them
+    with tracing.span("memlane.consolidate_batch", links=links, turns=len(entries)):
+        return _consolidate_batch(ports, user_id, token, entries, result)
+
+
+def _consolidate_batch(
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    entries: Sequence[BufferedTurn],
+    result: ConsolidationResult | None,
+) -> int:
     started = time.perf_counter()
     batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
     plan = plan_batch(ports, user_id, batch, entries)
     try:
         with (
+            tracing.span("memlane.store", memories=len(plan.memories)),
             stage(Stage.STORE),
             guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)),
         ):

@@ -7,7 +7,8 @@ order of sub-packages; inside tasks, no task module imports another; no celery b
 The layers of ``memlane/`` (each may import itself and the layers it lists, nothing else)::
 
     core       config, config_sections, constants, errors, models, ids, logging, redaction,
-               backoff, validation, datadir, timing, metrics (the ground-floor modules)
+               backoff, validation, datadir, timing, metrics, tracing (the
+               ground-floor modules)
     text       memlane/text       <- core
     llm        memlane/llm        <- core
     store      memlane/store      <- core, text (the stores tokenise; fusion lives here)
@@ -54,6 +55,7 @@ CORE = {
     "datadir",
     "timing",
     "metrics",
+    "tracing",
 }
 TOP = {"__init__", "client", "memory_chat", "importer", "services", "exporter"}
 MEMLANE_LAYERS: dict[str, set[str]] = {
