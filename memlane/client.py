@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from memlane import tracing
 from memlane.buffer.forgetting import start_sweeping, sweep_forgotten
 from memlane.buffer.inspection import (
     MAX_TURNS_LIMIT,
@@ -37,6 +38,7 @@ from memlane.memories.params import (
     validate_prefix,
 )
 from memlane.memories.users import list_users
+from memlane.metrics import observe_retrieve
 from memlane.models import Memory, MemoryKind, MemoryPage, MemoryVersion, UserPage
 from memlane.redaction import Redactor
 from memlane.retrieval.ranking import RetrievedMemory
@@ -62,6 +64,8 @@ class MemoryClient:
     def __init__(self, settings: Settings, services: Services | None = None) -> None:
         self.settings = settings
         self.services = services or Services(settings)
+        if settings.tracing.enabled and not tracing.enabled():
+            tracing.configure_tracing(settings.tracing, "memlane-client")
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> MemoryClient:
@@ -80,7 +84,8 @@ class MemoryClient:
         :class:`~memlane.errors.InvalidInput` naming the field, with nothing pushed.
         """
         valid = validate_turns(user_id, turns, session_id, self.settings.limits, self.settings.tz)
-        self.services.buffer.push(valid[0].user_id, valid)
+        with tracing.span("memlane.add_turns", turns=len(valid)):
+            self.services.buffer.push(valid[0].user_id, valid, tracing.current_traceparent())
         return [t.turn_id for t in valid]
 
     def pending(self, user_id: str) -> int:
@@ -172,6 +177,7 @@ class MemoryClient:
         ``time_range`` ``(start, end)`` with start before end (naive times take the configured
         timezone). Raises :class:`~memlane.errors.InvalidInput` naming the bad parameter.
         """
+        started = time.perf_counter()
         uid = self._uid(user_id)
         p = validate_retrieve(
             query,
@@ -184,7 +190,7 @@ class MemoryClient:
             self.settings.retrieval,
             self.settings.tz,
         )
-        return retrieve(
+        found = retrieve(
             self.services,
             uid,
             p.query,
@@ -195,6 +201,8 @@ class MemoryClient:
             include_pending=p.include_pending,
             rerank=p.rerank,
         )
+        observe_retrieve(time.perf_counter() - started, p.include_pending)
+        return found
 
     def import_memories(
         self, user_id: str, memories: Sequence[Mapping[str, Any]], now: datetime | None = None

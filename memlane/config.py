@@ -28,6 +28,7 @@ from memlane.config_sections import (
     LLMSettings,
     LogSettings,
     MaintenanceSettings,
+    MetricsSettings,
     RedisSettings,
     ReflectionSettings,
     RerankSettings,
@@ -35,6 +36,7 @@ from memlane.config_sections import (
     Section,
     ServiceSettings,
     StoreSettings,
+    TracingSettings,
     WorkerSettings,
 )
 from memlane.errors import ConfigError
@@ -97,6 +99,8 @@ class Settings(Section):
     worker: WorkerSettings = WorkerSettings()
     limits: LimitSettings = LimitSettings()
     service: ServiceSettings = ServiceSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("timezone", mode="before")

@@ -301,6 +301,30 @@ class ServiceSettings(Section):
     ready_timeout_s: float = Field(2.0, gt=0, le=60)
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics: ``/metrics`` on the HTTP service, and each worker's own exporter."""
+
+    # The service serves /metrics. It holds counts and model names, never a user id or any
+    # content, so like /healthz it needs no key unless require_key says so (then an admin key).
+    enabled: bool = True
+    require_key: bool = False
+    # A worker's main process serves its pool's metrics on this port (None: no exporter).
+    worker_port: int | None = Field(None, ge=0, le=65535)
+    worker_host: str = "127.0.0.1"
+    # Where the pool processes write their samples (prometheus multiprocess mode); emptied when
+    # the worker starts. None: $PROMETHEUS_MULTIPROC_DIR, else <data_dir>/metrics/worker-<port>.
+    multiproc_dir: str | None = None
+
+
+class TracingSettings(Section):
+    """Optional OpenTelemetry tracing (the ``otel`` extra); off unless enabled."""
+
+    enabled: bool = False
+    # OTLP over HTTP (e.g. http://collector:4318/v1/traces); None: JSON lines to console_path.
+    otlp_endpoint: str | None = None
+    console_path: str | None = None  # None: stderr
+
+
 class LogSettings(Section):
     """structlog output."""
 

@@ -49,10 +49,16 @@ def wiring_of(app: Celery) -> Wiring:
 
 
 def send(
-    app: Celery, name: str, args: Sequence[Any], queue: str, countdown: float | None = None
+    app: Celery,
+    name: str,
+    args: Sequence[Any],
+    queue: str,
+    countdown: float | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    """Enqueue the task called ``name`` on ``queue`` (after ``countdown`` seconds)."""
-    app.send_task(name, args=list(args), queue=queue, countdown=countdown)
+    """Enqueue the task called ``name`` on ``queue`` (after ``countdown`` seconds), with extra
+    message ``headers`` (the trace context, :func:`memlane.tracing.headers`)."""
+    app.send_task(name, args=list(args), queue=queue, countdown=countdown, headers=headers or None)
 
 
 def senders(app: Celery) -> Senders:

@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 from celery.app.task import Task
 
+from memlane import tracing
 from memlane.backoff import backoff_delay
 from memlane.buffer.lease import Outcome, run_leased
 from memlane.constants import QUEUE_CONSOLIDATE, TASK_CONSOLIDATE, TASK_DISPATCH, TASK_REPLAY
@@ -43,7 +44,9 @@ def consolidate(self: Task, user_id: str, token: str) -> dict[str, Any]:
         )
 
     try:  # a transient fault keeps the lease for the retry
-        run = run_leased(w.services.leases, user_id, work, token=token, hold_on=(Retryable,))
+        # The trace of the dispatch that sent this task, from the message headers.
+        with tracing.span("memlane.consolidate", parent=tracing.from_headers(self.request)):
+            run = run_leased(w.services.leases, user_id, work, token=token, hold_on=(Retryable,))
     except Retryable as e:
         if self.request.retries >= MAX_RETRIES:
             w.services.leases.release(user_id, token)  # the dispatcher will try again later
@@ -66,7 +69,10 @@ def dispatch(self: Task) -> list[str]:
     svc = w.services
 
     def enqueue(user_id: str, token: str) -> None:
-        send(self.app, TASK_CONSOLIDATE, (user_id, token), QUEUE_CONSOLIDATE)
+        # One span per dispatched user (an idle tick makes none); its context rides along.
+        with tracing.span("memlane.dispatch"):
+            headers = tracing.headers()
+        send(self.app, TASK_CONSOLIDATE, (user_id, token), QUEUE_CONSOLIDATE, headers=headers)
 
     return dispatch_users(svc.buffer, svc.leases, lambda: svc.store, svc.settings.batching, enqueue)
 

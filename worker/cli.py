@@ -183,6 +183,10 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
     _log_mode(settings)
     if args.command == "worker":
         connect_worker_signals(settings, wiring_of(app).worker_id)
+        from worker.metrics import setup_worker_metrics, setup_worker_tracing
+
+        setup_worker_metrics(settings)  # before the pool forks: its processes inherit the dir
+        setup_worker_tracing(settings)
         concurrency = args.concurrency or settings.worker.concurrency
         # Each pool child embeds with OpenMP; several children each spinning a thread per core
         # oversubscribe the CPU (measured: a 5-turn batch took 1.6 s instead of 0.18 s with two

@@ -35,6 +35,7 @@ from memlane.buffer.keys import Keys
 from memlane.constants import TOMBSTONE_TTL_S
 from memlane.errors import LeaseLost, RedisUnavailable, UserBusy, UserForgotten
 from memlane.logging import get_logger
+from memlane.metrics import count_lease_loss
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -324,6 +325,7 @@ def run_leased(
         return LeasedRun(Outcome.FORGOTTEN)
     except LeaseLost:
         log.warning("lease_lost", user_id=user_id)
+        count_lease_loss()
         return LeasedRun(Outcome.LOST)
     except hold_on:
         release = False

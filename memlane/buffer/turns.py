@@ -31,6 +31,7 @@ class BufferedTurn:
 
     entry_id: str
     turn: Turn
+    traceparent: str | None = None  # the add_turns span that pushed it (memlane.tracing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +44,20 @@ class PendingUser:
     length: int
 
 
-def turn_to_json(turn: Turn) -> str:
-    """Serialise a turn for the stream."""
-    return json.dumps(
-        {
-            "turn_id": turn.turn_id,
-            "role": turn.role.value,
-            "content": turn.content,
-            "ts": turn.ts.isoformat(),
-            "session_id": turn.session_id,
-            "name": turn.name,
-            "metadata": turn.metadata,
-        },
-        ensure_ascii=False,
-    )
+def turn_to_json(turn: Turn, traceparent: str | None = None) -> str:
+    """Serialise a turn for the stream (with the pushing span's ``traceparent`` when traced)."""
+    record: dict[str, Any] = {
+        "turn_id": turn.turn_id,
+        "role": turn.role.value,
+        "content": turn.content,
+        "ts": turn.ts.isoformat(),
+        "session_id": turn.session_id,
+        "name": turn.name,
+        "metadata": turn.metadata,
+    }
+    if traceparent:
+        record["traceparent"] = traceparent
+    return json.dumps(record, ensure_ascii=False)
 
 
 def turn_from_json(user_id: str, raw: str | bytes) -> Turn:
@@ -74,6 +75,11 @@ def turn_from_json(user_id: str, raw: str | bytes) -> Turn:
     )
 
 
+def _traceparent(raw: str | bytes) -> str | None:
+    value = json.loads(raw).get("traceparent")
+    return str(value) if value else None
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -88,12 +94,14 @@ class TurnBuffer:
         self._commit = client.register_script(lua.COMMIT)
         self._dead = client.register_script(lua.DEAD_LETTER)
 
-    def push(self, user_id: str, turns: Sequence[Turn]) -> list[bool]:
+    def push(
+        self, user_id: str, turns: Sequence[Turn], traceparent: str | None = None
+    ) -> list[bool]:
         """Buffer validated turns atomically; returns which were new (False = seen before)."""
         k = self.keys
         args: list[Any] = [user_id, int(time.time() * 1000), TURN_IDS_TTL_S]
         for turn in turns:
-            args += [turn.turn_id, turn_to_json(turn)]
+            args += [turn.turn_id, turn_to_json(turn, traceparent)]
         keys = [k.stream(user_id), k.turn_ids(user_id), k.pending, k.last_push, k.users]
         try:
             flags = self._push(keys=keys, args=args)
@@ -109,7 +117,10 @@ class TurnBuffer:
             )
         except redis.RedisError as e:
             raise RedisUnavailable(f"read failed: {e}") from e
-        return [BufferedTurn(_s(eid), turn_from_json(user_id, f[b"turn"])) for eid, f in rows]
+        return [
+            BufferedTurn(_s(eid), turn_from_json(user_id, f[b"turn"]), _traceparent(f[b"turn"]))
+            for eid, f in rows
+        ]
 
     def length(self, user_id: str) -> int:
         """How many turns of the user are buffered."""
@@ -157,6 +168,10 @@ class TurnBuffer:
         if user_id is not None:
             letters = [d for d in letters if d["user_id"] == user_id]
         return sorted(letters, key=lambda d: d["at"])
+
+    def dead_letter_count(self) -> int:
+        """How many batches are parked now."""
+        return int(self._call(self._r.hlen, self.keys.dead))
 
     def dead_letter_entries(self, letter: dict[str, Any]) -> list[BufferedTurn]:
         """The turns kept in a dead letter."""

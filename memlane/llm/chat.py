@@ -48,6 +48,7 @@ from memlane.llm.limits import (
     parse_retry_after,
 )
 from memlane.logging import get_logger
+from memlane.metrics import count_llm_call, count_llm_error
 
 log = get_logger(__name__)
 
@@ -303,6 +304,7 @@ class ChatModel:
         except openai.OpenAIError as e:
             err = map_api_error(e)
             log.warning("llm_call_failed", purpose=purpose, model=self.model, error=str(err))
+            count_llm_error(self.model, err)
             kind = refusal(fmt, getattr(e, "status_code", None), _api_message(e))
             if kind is not Refusal.NONE:
                 raise _Refused(err, kind) from e
@@ -334,6 +336,9 @@ def _usage_of(resp: Any, model: str, latency_s: float) -> Usage:
 
 
 def _log_call(purpose: str, usage: Usage) -> None:
+    count_llm_call(
+        usage.model, purpose, usage.prompt_tokens, usage.completion_tokens, usage.latency_s
+    )
     log.info(
         "llm_call",
         purpose=purpose,

@@ -33,6 +33,7 @@ from memlane.llm.limits import (
     parse_retry_after,
 )
 from memlane.logging import get_logger
+from memlane.metrics import count_embedding
 from memlane.models import Memory
 
 log = get_logger(__name__)
@@ -285,21 +286,24 @@ class CachingEmbedder:
         """Passage vectors; duplicates and recently seen texts are embedded once."""
         texts = [embeddable(t, self.max_chars) for t in texts]
         unique = [t for t in dict.fromkeys(texts) if self._passages.get(t) is None]
-        for text, vec in zip(
-            unique, self.inner.embed_passages(unique) if unique else [], strict=True
-        ):
+        for text, vec in zip(unique, self._passages_of(unique) if unique else [], strict=True):
             self._passages.put(text, vec)
         out: list[Vector] = []
         for text in texts:
             cached = self._passages.get(text)
-            out.append(cached if cached is not None else self.inner.embed_passages([text])[0])
+            out.append(cached if cached is not None else self._passages_of([text])[0])
         return out
+
+    def _passages_of(self, texts: list[str]) -> list[Vector]:
+        count_embedding("passage", len(texts))
+        return self.inner.embed_passages(texts)
 
     def embed_query(self, text: str) -> Vector:
         """A query vector, served from the LRU when seen recently."""
         text = embeddable(text, self.max_chars)
         vec = self._queries.get(text)
         if vec is None:
+            count_embedding("query", 1)
             vec = self.inner.embed_query(text)
             self._queries.put(text, vec)
         return vec

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from memlane import tracing
 from memlane.buffer.forgetting import guarded_write
 from memlane.buffer.lease import Leases
 from memlane.buffer.raw import raw_memories, raw_passages
@@ -42,6 +43,7 @@ from memlane.errors import (
 from memlane.ids import batch_id as derive_batch_id
 from memlane.llm.embeddings import Embedder, embed_missing
 from memlane.logging import get_logger
+from memlane.metrics import Stage, count_batch, count_dead_letter, stage
 from memlane.models import Memory, MemoryFilter, MemoryKind, TimeField, TimeWindow
 from memlane.redaction import Redactor
 from memlane.store.base import MemoryStore, list_all
@@ -112,10 +114,14 @@ def plan_batch(
     """The plan for one batch, memories embedded: by the extractor (with the turns kept raw
     beside its observations, see :attr:`ConsolidationPorts.keep_raw`), or one raw memory per
     turn."""
-    if ports.extractor is not None:
+    if ports.extractor is None:
+        with stage(Stage.EMBED):
+            return ExtractionPlan(memories=embedded_raw(ports, user_id, batch, entries))
+    with stage(Stage.EXTRACT):
         made = ports.extractor(user_id, batch, entries)
-        plan = made if isinstance(made, ExtractionPlan) else ExtractionPlan(memories=made)
-        written = {m.id for m in plan.memories}
+    plan = made if isinstance(made, ExtractionPlan) else ExtractionPlan(memories=made)
+    written = {m.id for m in plan.memories}
+    with stage(Stage.EMBED):
         if ports.keep_raw:  # every turn, embedded with its previous turn as in raw mode
             raw = embedded_raw(ports, user_id, batch, entries)
         else:  # only the turns the checks kept raw: their neighbours may not be kept
@@ -123,9 +129,7 @@ def plan_batch(
                 user_id, batch, [entries[n - 1] for n in plan.keep_raw], ports.clock()
             )
         plan.memories += [m for m in raw if m.id not in written]
-    else:
-        plan = ExtractionPlan(memories=embedded_raw(ports, user_id, batch, entries))
-    embed_missing(ports.embedder, plan.memories)
+        embed_missing(ports.embedder, plan.memories)
     return plan
 
 
@@ -182,10 +186,27 @@ def consolidate_batch(
 ) -> int:
     """Store one batch and commit it. Returns the number of memories written (and adds the
     observations among them to ``result``)."""
+    links = [e.traceparent for e in entries]  # the add_turns spans that pushed them
+    with tracing.span("memlane.consolidate_batch", links=links, turns=len(entries)):
+        return _consolidate_batch(ports, user_id, token, entries, result)
+
+
+def _consolidate_batch(
+    ports: ConsolidationPorts,
+    user_id: str,
+    token: str,
+    entries: Sequence[BufferedTurn],
+    result: ConsolidationResult | None,
+) -> int:
+    started = time.perf_counter()
     batch = derive_batch_id(user_id, entries[0].entry_id, entries[-1].entry_id)
     plan = plan_batch(ports, user_id, batch, entries)
     try:
-        with guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)):
+        with (
+            tracing.span("memlane.store", memories=len(plan.memories)),
+            stage(Stage.STORE),
+            guarded_write(ports.leases, ports.store, user_id, token, written_ids(plan)),
+        ):
             apply_batch_plan(ports, user_id, plan)
             ports.buffer.commit(user_id, token, entries)
     except UserForgotten:
@@ -196,6 +217,7 @@ def consolidate_batch(
         raise
     ports.attempts.clear(batch)
     run_after_commit(plan)
+    count_batch(len(entries), time.perf_counter() - started)
     if result is not None:
         result.observations += sum(m.kind is not MemoryKind.RAW for m in plan.memories)
     log.info(
@@ -326,6 +348,7 @@ def _park(
 ) -> None:
     reason = ports.redactor.text(reason)
     ports.buffer.dead_letter(user_id, token, batch, entries, reason)
+    count_dead_letter()
     ports.attempts.clear(batch)
     result.dead_lettered.append(batch)
     log.warning("batch_dead_lettered", user_id=user_id, batch_id=batch, reason=reason)

@@ -7,7 +7,8 @@ order of sub-packages; inside tasks, no task module imports another; no celery b
 The layers of ``memlane/`` (each may import itself and the layers it lists, nothing else)::
 
     core       config, config_sections, constants, errors, models, ids, logging, redaction,
-               backoff, validation, datadir, timing (the ground-floor modules)
+               backoff, validation, datadir, timing, metrics, tracing (the
+               ground-floor modules)
     text       memlane/text       <- core
     llm        memlane/llm        <- core
     store      memlane/store      <- core, text (the stores tokenise; fusion lives here)
@@ -15,7 +16,8 @@ The layers of ``memlane/`` (each may import itself and the layers it lists, noth
     retrieval  memlane/retrieval  <- core, text, llm, store, buffer
     memories   memlane/memories   <- core, text, llm, store, buffer (the memory API: list, get,
                                      edit, delete, history, export, users)
-    top        client, memory_chat, importer, services and the package itself <- everything
+    top        client, memory_chat, importer, services, exporter and the package itself
+                                     <- everything
 
 Fusion (``memlane.store.fusion``) and tokenisation (``memlane.text``) sit below retrieval because
 the stores use them; that is what keeps this graph acyclic.
@@ -52,8 +54,10 @@ CORE = {
     "validation",
     "datadir",
     "timing",
+    "metrics",
+    "tracing",
 }
-TOP = {"__init__", "client", "memory_chat", "importer", "services"}
+TOP = {"__init__", "client", "memory_chat", "importer", "services", "exporter"}
 MEMLANE_LAYERS: dict[str, set[str]] = {
     "core": set(),
     "text": {"core"},
