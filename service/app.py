@@ -20,6 +20,7 @@ from service.docs_page import install_docs
 from service.errors import install_error_handlers
 from service.paths import EncodedSlashes
 from service.specs import ERRORS, build_openapi
+from service.ui import install_ui
 
 API_VERSION = "1.0.0"
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings, client: MemoryClient | None = None) -> FastAP
     app.state.ctx = ctx
     install_error_handlers(app, Redactor.from_settings(settings), settings.service.retry_after_s)
     install_docs(app, "/openapi.json", "memlane API")
+    install_ui(app)
     app.include_router(routes_health.router)
     for router in (routes_users.router, routes_memories.router):
         app.include_router(router, responses=ERRORS)
