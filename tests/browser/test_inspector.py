@@ -1,0 +1,164 @@
+"""The memory inspector in a real headless Chromium against a real server (Redis, Elasticsearch).
+
+Each test logs in with a tenant key through the page's form and works the page as a person
+would: links, buttons and the keyboard, never the API behind its back for what it checks.
+"""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from tests.support.browser import Inspector
+from tests.support.inspector_site import GUITAR, RIVAL_SECRET, Site
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.elasticsearch, pytest.mark.slow]
+
+
+def search(page: Inspector, question: str) -> None:
+    """Type a question into the search view and press Enter."""
+    box = page.find("input[name=q]")
+    box.clear()
+    box.send_keys(question, Keys.ENTER)
+
+
+def open_result(page: Inspector, content: str) -> None:
+    """Open the search result with this content by keyboard (focus the link, press Enter)."""
+    link = page.wait_text(content, "ol.results a.content")
+    link.send_keys(Keys.ENTER)
+    page.wait_text("History", "#history-h")
+
+
+@pytest.mark.timeout(240)
+def test_find_a_user_and_search_shows_the_memory_with_its_explanation(
+    page: Inspector, site: Site
+) -> None:
+    """Log in, find alice by prefix (counts shown), search 吉他: the memory with kNN/BM25 ranks."""
+    page.login(site.acme_key)
+    page.wait_text("Users", "h1")
+    prefix = page.find("input[name=prefix]")
+    prefix.send_keys("ali", Keys.ENTER)
+    card = page.wait_text("alice", "ul.users li")
+    assert "bob" not in page.find("ul.users").text
+    facts = card.text
+    assert "memories\n3" in facts and "pending turns\n2" in facts, facts
+    page.screenshot("inspector-users-1280.png", 1280)
+    page.width(1280)
+
+    card.find_element(By.LINK_TEXT, "alice").send_keys(Keys.ENTER)
+    page.wait_text(GUITAR, "ol.timeline")
+    first = page.find_all("ol.timeline li.memory")
+    assert len(first) == 3
+    guitar = next(li for li in first if GUITAR in li.text)
+    assert "observation" in guitar.text and "2024-05" in guitar.text  # month granularity
+    page.screenshot("inspector-1280.png", 1280)
+    page.screenshot("inspector-390.png", 390)
+    assert page.overflow_x() == 0, "the timeline is wider than a 390 px screen"
+    page.width(1280)
+
+    page.find("#nav").find_element(By.LINK_TEXT, "Search").send_keys(Keys.ENTER)
+    search(page, "吉他")
+    top = page.wait_text(GUITAR, "ol.results li")
+    why = top.find_element(By.CSS_SELECTOR, "dl.facts").text
+    assert "kNN rank\n#" in why and "BM25 rank\n#1" in why, why
+    assert "boosts" in why and "time match" in why and "pending\nno" in why
+    page.screenshot("inspector-search-1280.png", 1280)
+    page.screenshot("inspector-search-390.png", 390)
+    assert page.overflow_x() == 0, "the search view is wider than a 390 px screen"
+    assert page.unnamed_controls() == []
+
+    search(page, "上海出差")  # a buffered turn is found too, and flagged as pending
+    pending = page.wait_text("明天我要去上海出差", "ol.results li")
+    assert "pending" in pending.find_element(By.CSS_SELECTOR, ".meta").text
+    assert "pending\nyes" in pending.text
+    assert page.console_errors() == []
+
+
+@pytest.mark.timeout(240)
+def test_edit_creates_a_second_version_in_the_history(page: Inspector, site: Site) -> None:
+    """Edit a memory from its page: the new version opens, its history lists both versions."""
+    site.seed(
+        "carol", [{"content": "Carol drinks green tea every morning.", "kind": "observation"}]
+    )
+    page.login(site.acme_key)
+    page.wait_text("Users", "h1")
+    page.go("/u/carol/search?q=tea")
+    open_result(page, "Carol drinks green tea")
+    page.find("article button").click()  # Edit
+    text = page.find("form.edit textarea")
+    assert page.unnamed_controls() == []
+    text.clear()
+    text.send_keys("Carol switched to oolong tea in 2024.")
+    page.find("form.edit button[type=submit]").send_keys(Keys.ENTER)
+    page.wait_text("Carol switched to oolong tea", "article .content")
+    history = page.wait_text("2 versions", "#history-h").find_element(By.XPATH, "..")
+    items = history.find_elements(By.CSS_SELECTOR, "ol.history li")
+    assert len(items) == 2
+    assert "superseded" in items[0].text and "edited" in items[0].text
+    assert "Carol drinks green tea" in items[0].text and "oolong" in items[1].text
+
+    page.go("/u/carol?status=all")
+    old = page.wait_text("Carol drinks green tea", "li.memory.status-superseded")
+    old.find_element(By.LINK_TEXT, "see the version that replaced it →").click()
+    page.wait_text("Carol switched to oolong tea", "article .content")
+    assert page.console_errors() == []
+
+
+@pytest.mark.timeout(240)
+def test_delete_asks_first_then_the_memory_is_gone_from_search(page: Inspector, site: Site) -> None:
+    """Delete by keyboard, through the confirmation step: search no longer returns the memory."""
+    site.seed(
+        "dave",
+        [
+            {"content": "Dave is allergic to peanuts.", "kind": "observation"},
+            {"content": "Dave collects vinyl records.", "kind": "observation"},
+        ],
+    )
+    page.login(site.acme_key)
+    page.wait_text("Users", "h1")
+    page.go("/u/dave/search?q=peanuts")
+    open_result(page, "Dave is allergic to peanuts")
+    delete = page.find("article button.danger")
+    delete.send_keys(Keys.ENTER)
+    confirm = page.wait_text("Delete this memory?", ".confirm")
+    yes = confirm.find_element(By.CSS_SELECTOR, "button.danger")
+    assert page.driver.switch_to.active_element == yes  # focus moved to the decision
+    page.find(".confirm button.secondary").send_keys(Keys.ENTER)  # Cancel keeps it
+    assert not page.find_all(".confirm")
+    page.find("article button.danger").send_keys(Keys.ENTER)
+    page.wait_text("Delete this memory?", ".confirm")
+    page.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    page.wait_text("Deleted the memory", "#banner")
+    page.wait_text("Dave collects vinyl", "ol.timeline")
+    assert "allergic to peanuts" not in page.find("ol.timeline").text
+
+    page.go("/u/dave/search?q=peanuts")
+    page.wait_text("result", "[role=status]")
+    results = page.find("ol.results").text
+    assert "allergic to peanuts" not in results and "vinyl" in results
+    assert page.console_errors() == []
+
+
+@pytest.mark.timeout(240)
+def test_a_wrong_key_gets_the_login_form_and_no_tenant_sees_another(
+    page: Inspector, site: Site
+) -> None:
+    """A wrong key: the login form with a message and no data; rival's key sees only rival."""
+    page.login("mlk_00000000_" + "0" * 43)
+    page.wait_text("The key was refused", "form.login")
+    assert "401" in page.find("form.login").text
+    assert not page.find_all("ul.users, ol.timeline, ol.results")
+    page.go("/u/alice")  # no key kept: a deep link lands on the login form too
+    page.wait_text("Open the memory inspector", "form.login")
+    assert GUITAR not in page.driver.page_source
+
+    page.login(site.rival_key)
+    page.wait_text("zed-rival-only", "ul.users")
+    assert "bob" not in page.find("ul.users").text
+    page.go("/u/alice/search?q=吉他")
+    page.wait_text("result", "[role=status]")
+    assert GUITAR not in page.driver.page_source  # rival's alice is not acme's alice
+    assert RIVAL_SECRET in page.find("ol.results").text
+    errors = page.console_errors(allowed=("status of 401",))  # the refused key's own request
+    assert errors == []
