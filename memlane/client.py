@@ -4,28 +4,41 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from memlane.buffer.forgetting import start_sweeping, sweep_forgotten
+from memlane.buffer.inspection import (
+    MAX_TURNS_LIMIT,
+    MAX_USAGE_DAYS,
+    DayUsage,
+    DeadLetter,
+    day_usage,
+    dead_letter_of,
+    usage_days,
+)
+from memlane.buffer.turns import BufferedTurn
 from memlane.buffer.usage import UsageRecorder
 from memlane.config import Settings, load_settings
-from memlane.errors import StoreUnavailable
+from memlane.errors import NotFound, StoreUnavailable
 from memlane.importer import import_memories
 from memlane.logging import get_logger
 from memlane.memories import edits
 from memlane.memories.export import export_lines, import_lines
 from memlane.memories.params import (
     MAX_USERS_LIMIT,
+    validate_batch_id,
     validate_edit,
     validate_hard,
     validate_limit,
     validate_list,
     validate_memory_id,
+    validate_prefix,
 )
 from memlane.memories.users import list_users
 from memlane.models import Memory, MemoryKind, MemoryPage, MemoryVersion, UserPage
+from memlane.redaction import Redactor
 from memlane.retrieval.ranking import RetrievedMemory
 from memlane.retrieval.search import retrieve
 from memlane.services import Services
@@ -288,10 +301,49 @@ class MemoryClient:
         """
         return import_lines(self.services, self._uid(user_id), lines)
 
-    def list_users(self, cursor: str | None = None, limit: int = 100) -> UserPage:
+    def list_users(
+        self, cursor: str | None = None, limit: int = 100, prefix: str | None = None
+    ) -> UserPage:
         """For operators: one page of users (id order) with their active and stored memory
-        counts, pending turns and last push; ``limit`` 1..1000, follow ``cursor``."""
-        return list_users(self.services, cursor, validate_limit(limit, MAX_USERS_LIMIT))
+        counts, pending turns, last push and dead letters; ``limit`` 1..1000, follow
+        ``cursor`` (with the same ``prefix``: only ids starting with it)."""
+        lim = validate_limit(limit, MAX_USERS_LIMIT)
+        return list_users(self.services, cursor, lim, validate_prefix(prefix, self.settings.limits))
+
+    # -- work still in Redis: see memlane/buffer/inspection.py -------
+
+    def buffered_turns(self, user_id: str, limit: int = 100) -> list[BufferedTurn]:
+        """The user's turns waiting for consolidation, oldest first; ``limit`` 1..1000."""
+        uid = self._uid(user_id)
+        return self.services.buffer.read(uid, validate_limit(limit, MAX_TURNS_LIMIT))
+
+    def dead_letters(self, user_id: str) -> list[DeadLetter]:
+        """The user's parked batches, oldest first, with their turns and (redacted) reasons."""
+        buf, redact = self.services.buffer, Redactor.from_settings(self.settings).text
+        letters = buf.dead_letters(self._uid(user_id))
+        return [dead_letter_of(d, buf.dead_letter_entries(d), redact) for d in letters]
+
+    def dead_letter(self, user_id: str, batch_id: str) -> DeadLetter:
+        """One of the user's dead letters; :class:`~memlane.errors.NotFound` if the user has no
+        such batch parked (another user's batch raises exactly the same)."""
+        wanted = validate_batch_id(batch_id)
+        found = [d for d in self.dead_letters(user_id) if d.batch_id == wanted]
+        if not found:
+            raise NotFound("batch_id", wanted, "dead letter")
+        return found[0]
+
+    def usage_by_day(
+        self, user_id: str, days: int = 30, today: date | None = None
+    ) -> list[DayUsage]:
+        """The user's LLM calls and tokens per UTC day (the days usage is counted in), for the
+        ``days`` days (1..90) ending ``today`` (default: today in UTC), oldest first; a day
+        without calls is there with zeros."""
+        uid = self._uid(user_id)
+        span = usage_days(
+            today or datetime.now(UTC).date(), validate_limit(days, MAX_USAGE_DAYS, "days")
+        )
+        counters = UsageRecorder(self.services.redis, self.services.keys).days(span)
+        return [day_usage(day, c, uid) for day, c in zip(span, counters, strict=True)]
 
     def close(self) -> None:
         """Close connections."""

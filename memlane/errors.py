@@ -64,10 +64,10 @@ class InvalidInput(MemlaneError, ValueError):
 
 
 class NotFound(MemlaneError, LookupError):
-    """No such memory for this user. A memory of another user raises exactly the same."""
+    """No such memory (or dead letter) for this user. Another user's raises exactly the same."""
 
-    def __init__(self, field: str, ident: str) -> None:
-        super().__init__(f"{field}: no memory {ident!r} for this user")
+    def __init__(self, field: str, ident: str, what: str = "memory") -> None:
+        super().__init__(f"{field}: no {what} {ident!r} for this user")
         self.field = field
         self.ident = ident
 

@@ -252,7 +252,8 @@ class UserSummary:
 
     ``memories`` counts active memories and ``stored`` every stored version; ``pending`` is
     the turns waiting in the buffer; ``last_activity`` the user's latest push (None if the
-    user only has imported memories, or Redis lost it).
+    user only has imported memories, or Redis lost it); ``dead_letters`` the user's parked
+    batches.
     """
 
     user_id: str
@@ -260,6 +261,7 @@ class UserSummary:
     stored: int
     pending: int
     last_activity: datetime | None
+    dead_letters: int = 0
 
 
 @dataclass(frozen=True, slots=True)

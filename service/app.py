@@ -6,7 +6,7 @@ first request. ``memlane serve`` runs it under uvicorn (:mod:`service.server`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from memlane import MemoryClient, Settings
 from memlane.redaction import Redactor
-from service import routes_health, routes_memories, routes_users
+from service import routes_health, routes_memories, routes_users, routes_work
 from service.context import ServiceContext
 from service.docs_page import install_docs
 from service.errors import install_error_handlers
@@ -25,10 +25,17 @@ from service.ui import install_ui
 API_VERSION = "1.0.0"
 
 
-def create_app(settings: Settings, client: MemoryClient | None = None) -> FastAPI:
-    """The HTTP service for ``settings`` (``client`` is closed with the app only if made here)."""
+def create_app(
+    settings: Settings,
+    client: MemoryClient | None = None,
+    replay: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """The HTTP service for ``settings`` (``client`` is closed with the app only if made here).
+
+    ``replay(batch_id)`` enqueues a dead letter's replay; without it that route answers 500.
+    """
     owned = client is None
-    ctx = ServiceContext(settings, client or MemoryClient(settings))
+    ctx = ServiceContext(settings, client or MemoryClient(settings), replay)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +57,7 @@ def create_app(settings: Settings, client: MemoryClient | None = None) -> FastAP
     install_docs(app, "/openapi.json", "memlane API")
     install_ui(app)
     app.include_router(routes_health.router)
-    for router in (routes_users.router, routes_memories.router):
+    for router in (routes_users.router, routes_memories.router, routes_work.router):
         app.include_router(router, responses=ERRORS)
 
     def openapi() -> dict[str, Any]:

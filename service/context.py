@@ -32,6 +32,9 @@ class ServiceContext:
 
     settings: Settings
     client: MemoryClient
+    # Enqueues the replay of a dead-lettered batch (a Celery task). The service never imports
+    # Celery (tests/unit/test_layering.py): ``memlane serve`` hands it in from ``worker``.
+    replay: Callable[[str], None] | None = None
 
     @cached_property
     def auth(self) -> AsyncAuthenticator:

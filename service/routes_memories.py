@@ -162,11 +162,13 @@ def _jsonl(raw: bytes) -> list[str]:
 @router.get(
     "",
     response_model=s.UserPageOut,
-    summary="Users with memory counts, pending turns, last activity (MemoryClient.list_users)",
+    summary="Users with memory counts, pending turns, dead letters, last activity "
+    "(MemoryClient.list_users)",
 )
 async def list_users(
-    ctx: Ctx, who: Caller, cursor: str | None = None, limit: int = 100
+    ctx: Ctx, who: Caller, cursor: str | None = None, limit: int = 100, prefix: str | None = None
 ) -> dict[str, Any]:
-    """An admin key sees every user; a tenant key only its own (by the ids it uses)."""
-    users, next_cursor = await ctx.call(users_page, ctx.client, who, cursor, limit)
+    """An admin key sees every user; a tenant key only its own (by the ids it uses).
+    ``prefix`` keeps the ids (as the caller knows them) that start with it."""
+    users, next_cursor = await ctx.call(users_page, ctx.client, who, cursor, limit, prefix)
     return {"users": [user_json(u, who) for u in users], "cursor": next_cursor}

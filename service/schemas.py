@@ -238,6 +238,7 @@ class UserOut(BaseModel):
     stored: int = Field(description="every stored version")
     pending: int = Field(description="turns waiting for consolidation")
     last_activity: str | None
+    dead_letters: int = Field(0, description="parked batches (GET .../dead-letters)")
 
 
 class UserPageOut(BaseModel):
@@ -245,3 +246,71 @@ class UserPageOut(BaseModel):
 
     users: list[UserOut]
     cursor: str | None
+
+
+class BufferedTurnOut(BaseModel):
+    """A turn as it waits in the buffer (or in a dead letter)."""
+
+    entry_id: str = Field(description="its Redis stream entry id")
+    turn_id: str
+    role: str
+    content: str
+    ts: str = Field(description="ISO-8601")
+    session_id: str | None
+    name: str | None
+
+
+class BufferedTurnsOut(BaseModel):
+    """The user's buffered turns, oldest first (at most ``limit``), and how many there are."""
+
+    user_id: str
+    turns: list[BufferedTurnOut]
+    total: int
+
+
+class DeadLetterOut(BaseModel):
+    """A parked batch: why it failed (secrets masked), when, and its turns."""
+
+    batch_id: str
+    reason: str
+    at: str = Field(description="ISO-8601, UTC")
+    turns: list[BufferedTurnOut]
+
+
+class DeadLettersOut(BaseModel):
+    """The user's dead letters, oldest first."""
+
+    user_id: str
+    dead_letters: list[DeadLetterOut]
+
+
+class ReplayOut(BaseModel):
+    """The replay is queued; a worker runs it (the dead letter goes once its turns are stored)."""
+
+    batch_id: str
+    queued: bool
+
+
+class ModelUsageOut(BaseModel):
+    """One model's LLM calls and tokens in one day."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class DayUsageOut(BaseModel):
+    """One UTC day of the user's LLM usage (zeros on a day without calls)."""
+
+    day: str = Field(description="YYYY-MM-DD, UTC")
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    by_model: dict[str, ModelUsageOut]
+
+
+class UsageOut(BaseModel):
+    """The user's LLM usage per UTC day, oldest first, every day of the span included."""
+
+    user_id: str
+    days: list[DayUsageOut]

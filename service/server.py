@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -57,9 +58,18 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def serve(settings: Settings, host: str, port: int, local_key: bool = False) -> int:
-    """Run the service until SIGINT/SIGTERM (uvicorn finishes the requests in flight)."""
-    app = create_app(settings)
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    local_key: bool = False,
+    replay: Callable[[str], None] | None = None,
+) -> int:
+    """Run the service until SIGINT/SIGTERM (uvicorn finishes the requests in flight).
+
+    ``replay`` enqueues a dead letter's replay (see :func:`service.app.create_app`).
+    """
+    app = create_app(settings, replay=replay)
     if local_key:
         path, created = ensure_local_key(settings, app.state.ctx.keys)
         made = "created now" if created else "kept"

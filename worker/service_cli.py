@@ -6,11 +6,21 @@ import argparse
 import json
 import os
 import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import redis
 
 from memlane import MemoryClient, Settings
+from memlane.constants import QUEUE_CONSOLIDATE, TASK_REPLAY
+from memlane.errors import RedisUnavailable
 from memlane.llm.embeddings import short_spin_openmp
 from memlane.redaction import Redactor
 from worker.terminal import safe
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 def run_service_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -25,7 +35,9 @@ def run_service_command(args: argparse.Namespace, settings: Settings) -> int:
 
         host = args.host or settings.service.host
         port = settings.service.port if args.port is None else args.port
-        code: int = serve(settings, host, port, local_key=args.local_key)
+        code: int = serve(
+            settings, host, port, local_key=args.local_key, replay=replay_sender(settings)
+        )
         return code
     if args.command == "mcp":
         from service.mcp_server import run_mcp
@@ -33,6 +45,29 @@ def run_service_command(args: argparse.Namespace, settings: Settings) -> int:
         key = os.environ.get(args.api_key_env) or None
         return run_mcp(settings, args.transport, args.user, key, args.host, args.port)
     return _keys(args, settings)
+
+
+def replay_sender(settings: Settings) -> Callable[[str], None]:
+    """``replay(batch_id)``: enqueue the replay task of a dead letter, as ``memlane replay``
+    does. The Celery app is built on first use (a service that never replays never needs it)."""
+    lock = threading.Lock()
+    apps: list[Celery] = []
+
+    def replay(batch_id: str) -> None:
+        from kombu.exceptions import OperationalError
+
+        from tasks.app import send
+        from worker.app import create_app
+
+        with lock:
+            if not apps:
+                apps.append(create_app(settings))
+        try:
+            send(apps[0], TASK_REPLAY, (batch_id,), QUEUE_CONSOLIDATE)
+        except (OperationalError, redis.RedisError, OSError) as e:
+            raise RedisUnavailable(f"could not queue the replay of {batch_id!r}: {e}") from e
+
+    return replay
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:

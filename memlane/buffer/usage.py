@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from memlane.buffer.keys import Keys
+from memlane.errors import RedisUnavailable
 from memlane.llm.chat import Usage
 from memlane.logging import get_logger
 
@@ -69,6 +70,17 @@ class UsageRecorder:
         """The counters of one day (``YYYY-MM-DD``) by (user, model)."""
         raw: dict[Any, Any] = self._r.hgetall(self._keys.usage(day))  # type: ignore[assignment]
         return parse_usage({_s(k): int(v) for k, v in raw.items()})
+
+    def days(self, days: list[str]) -> list[dict[tuple[str, str], dict[str, int]]]:
+        """The counters of several days, in one round trip (same order as ``days``)."""
+        pipe = self._r.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self._keys.usage(day))
+        try:
+            raws: list[Any] = pipe.execute()
+        except redis.RedisError as e:
+            raise RedisUnavailable(f"usage read failed: {e}") from e
+        return [parse_usage({_s(k): int(v) for k, v in raw.items()}) for raw in raws]
 
     def forget(self, user_id: str) -> int:
         """Delete the user's counters from every day; returns how many fields went."""

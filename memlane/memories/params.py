@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -176,3 +177,26 @@ def decode_user_cursor(cursor: object) -> str | None:
     if not isinstance(after, str):
         raise InvalidInput("cursor", "not a cursor returned by list_users()")
     return after
+
+
+def validate_prefix(value: object, limits: LimitSettings, field: str = "prefix") -> str | None:
+    """None (or "") for every user, else a user-id prefix: at most ``user_id_max_len``
+    characters, none of them control or unassigned (no user id could start with it)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be a string, got {type(value).__name__}")
+    if len(value) > limits.user_id_max_len:
+        raise InvalidInput(field, f"longer than {limits.user_id_max_len} characters")
+    if any(unicodedata.category(ch) in {"Cc", "Cs", "Cn"} for ch in value):
+        raise InvalidInput(field, "contains control or unassigned characters")
+    return value
+
+
+def validate_batch_id(value: object, field: str = "batch_id") -> str:
+    """A dead letter's batch id: a non-empty string of at most 256 printable characters."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(field, "must be a non-empty string")
+    if len(value) > MAX_MEMORY_ID_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(field, f"must be at most {MAX_MEMORY_ID_CHARS} printable characters")
+    return value
