@@ -41,8 +41,8 @@ def test_find_a_user_and_search_shows_the_memory_with_its_explanation(
     prefix.send_keys("ali", Keys.ENTER)
     card = page.wait_text("alice", "ul.users li")
     assert "bob" not in page.find("ul.users").text
-    facts = card.text
-    assert "memories\n3" in facts and "pending turns\n2" in facts, facts
+    facts = page.facts(card)
+    assert (facts["memories"], facts["pending turns"], facts["dead letters"]) == ("3", "2", "0")
     page.screenshot("inspector-users-1280.png", 1280)
     page.width(1280)
 
@@ -60,18 +60,26 @@ def test_find_a_user_and_search_shows_the_memory_with_its_explanation(
     page.find("#nav").find_element(By.LINK_TEXT, "Search").send_keys(Keys.ENTER)
     search(page, "吉他")
     top = page.wait_text(GUITAR, "ol.results li")
-    why = top.find_element(By.CSS_SELECTOR, "dl.facts").text
-    assert "kNN rank\n#" in why and "BM25 rank\n#1" in why, why
-    assert "boosts" in why and "time match" in why and "pending\nno" in why
+    why = page.facts(top)
+    assert why["kNN rank"] == "#1" and why["BM25 rank"] == "#1", why
+    assert "recency +" in why["boosts"] and why["time match"] == "no", why
+    assert why["pending"].startswith("no")
     page.screenshot("inspector-search-1280.png", 1280)
     page.screenshot("inspector-search-390.png", 390)
     assert page.overflow_x() == 0, "the search view is wider than a 390 px screen"
     assert page.unnamed_controls() == []
 
+    now = page.find("input[name=now]")  # a question with a time, asked on a given day
+    now.send_keys("2024-06-10T09:00:00+08:00")
+    search(page, "What hobby did I have in May 2024?")
+    dated = page.wait_text(GUITAR, "ol.results li")
+    assert page.facts(dated)["time match"].startswith("yes (+"), page.facts(dated)
+    page.find("input[name=now]").clear()
+
     search(page, "上海出差")  # a buffered turn is found too, and flagged as pending
     pending = page.wait_text("明天我要去上海出差", "ol.results li")
     assert "pending" in pending.find_element(By.CSS_SELECTOR, ".meta").text
-    assert "pending\nyes" in pending.text
+    assert page.facts(pending)["pending"].startswith("yes")
     assert page.console_errors() == []
 
 

@@ -124,6 +124,16 @@ class Inspector:
             ) from e
         return result
 
+    def facts(self, el: WebElement) -> dict[str, str]:
+        """The term -> value pairs of the first definition list (``dl.facts``) inside ``el``."""
+        pairs = self.driver.execute_script(
+            "const dl = arguments[0].querySelector('dl.facts');"
+            "return [...dl.querySelectorAll('dt')]"
+            ".map(dt => [dt.textContent, dt.nextElementSibling.textContent]);",
+            el,
+        )
+        return {str(k): str(v) for k, v in pairs}
+
     def console_errors(self, allowed: tuple[str, ...] = ()) -> list[str]:
         """SEVERE console entries since the last call, minus those containing an allowed text."""
         entries: list[dict[str, Any]] = self.driver.get_log("browser")

@@ -2,16 +2,17 @@
 import { svg } from "./dom.js";
 
 /**
- * Bars of `value(day)` for each day, the last on the right. The SVG scales to its box
- * (viewBox), so it fits 390 px as well as 1280 px; each bar has a <title> for a tooltip.
+ * Bars of `value(day)` for each day, the last on the right, drawn `width` px wide (the caller
+ * passes its box's width and redraws on resize, so the labels keep their size on a phone);
+ * each bar has a <title> for a tooltip.
  */
-export function barChart(days, value, label) {
-  const width = 600, height = 160, pad = { top: 16, right: 8, bottom: 22, left: 44 };
+export function barChart(days, value, label, width = 600) {
+  const height = 170, pad = { top: 16, right: 8, bottom: 22, left: 44 };
   const plotW = width - pad.left - pad.right, plotH = height - pad.top - pad.bottom;
   const max = Math.max(1, ...days.map(value));
   const step = plotW / Math.max(1, days.length);
   const root = svg("svg", {
-    viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img",
+    viewBox: `0 0 ${width} ${height}`, width, height, class: "chart", role: "img",
     "aria-label": `${label} per day, ${days.length} days, highest ${max.toLocaleString("en-US")}`,
   });
   root.append(
@@ -33,4 +34,18 @@ export function barChart(days, value, label) {
     root.append(svg("text", { x: width - pad.right, y: height - 6, "text-anchor": "end", class: "tick" }, last));
   }
   return root;
+}
+
+/** Draw the chart into box now and again whenever box changes width. */
+export function fitChart(box, days, value, label) {
+  let drawn = 0;
+  const draw = () => {
+    const width = Math.floor(box.clientWidth);
+    if (width > 0 && width !== drawn) {
+      drawn = width;
+      box.replaceChildren(barChart(days, value, label, Math.max(240, width)));
+    }
+  };
+  new ResizeObserver(draw).observe(box);
+  draw();
 }

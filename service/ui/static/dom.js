@@ -40,7 +40,8 @@ export function facts(pairs) {
   const dl = h("dl", { class: "facts" });
   for (const [term, value] of pairs) {
     if (value === undefined || value === null || value === "") continue;
-    dl.append(h("dt", {}, term), h("dd", {}, value));
+    // A div per pair (allowed in a dl) lets CSS lay pairs out as a grid or as inline chips.
+    dl.append(h("div", { class: "fact" }, h("dt", {}, term), h("dd", {}, value)));
   }
   return dl;
 }

@@ -14,21 +14,18 @@ function historyItem(user, v, currentId) {
 }
 
 async function sourceTurns(ctx, m, box) {
-  if (!m.source_turn_ids.length) return show(box, h("p", { class: "muted" }, "No source turns (imported or edited)."));
-  let byId = new Map();
-  try {
-    const answer = await call("GET", `/v1/users/${seg(ctx.user)}/turns${query({ limit: 500 })}`);
-    byId = new Map(answer.turns.map((t) => [t.turn_id, t]));
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.status === 401) throw err;
-    // The ids alone still say which turns it came from; say why the texts are missing.
-    box.append(errorBox(`Turn texts unavailable: ${err.describe()}`));
-  }
-  show(box, h("ol", { class: "turns" }, m.source_turn_ids.map((id) => {
-    const t = byId.get(id);
-    return t ? h("li", {}, h("span", { class: "badge" }, t.role), " ", h("span", { class: "muted" }, stamp(t.ts)), " ", t.content)
-      : h("li", {}, h("code", {}, id));
-  })), [...box.querySelectorAll(".error")]);
+  if (!m.source_turn_ids.length) return show(box, h("p", { class: "muted" }, "No source turns (imported or written by hand)."));
+  // The buffer keeps a turn's text only until it is consolidated: a turn still there shows
+  // its words; the others show their ids (the memory above is what was kept of them).
+  const answer = await call("GET", `/v1/users/${seg(ctx.user)}/turns${query({ limit: 1000 })}`);
+  const byId = new Map(answer.turns.map((t) => [t.turn_id, t]));
+  show(box,
+    m.session_id ? h("p", { class: "muted" }, `session ${m.session_id}`) : null,
+    h("ol", { class: "turns", "aria-label": "Source turns" }, m.source_turn_ids.map((id) => {
+      const t = byId.get(id);
+      return t ? h("li", {}, h("span", { class: "badge" }, t.role), " ", h("span", { class: "muted" }, stamp(t.ts)), " ", t.content)
+        : h("li", {}, h("code", {}, id));
+    })));
 }
 
 function editForm(ctx, m, area) {
@@ -106,5 +103,10 @@ export async function renderMemory(ctx, id) {
       actions, area),
     hist.section, turns.section,
     h("section", { class: "panel", "aria-labelledby": "meta-h" }, h("h2", { id: "meta-h" }, "Metadata"), meta));
-  await sourceTurns(ctx, m, turns.body);
+  try {
+    await sourceTurns(ctx, m, turns.body);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    show(turns.body, h("ul", {}, m.source_turn_ids.map((id) => h("li", {}, h("code", {}, id)))), errorBox(`Turn texts unavailable: ${ctx.describe(err)}`));
+  }
 }

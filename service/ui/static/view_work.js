@@ -1,7 +1,7 @@
 // Pending and failed work of one user: buffered turns, dead letters (with Replay), LLM usage.
 // Each panel loads on its own, so one failing part still leaves the others readable.
 import { ApiError, call, query, seg } from "./api.js";
-import { barChart } from "./chart.js";
+import { fitChart } from "./chart.js";
 import { errorBox, facts, h, panel, show } from "./dom.js";
 import { count, stamp } from "./format.js";
 
@@ -80,13 +80,15 @@ async function usage(ctx, body) {
   const today = new Date().toISOString().slice(0, 10);
   const t = days.find((d) => d.day === today) || { calls: 0, prompt_tokens: 0, completion_tokens: 0, by_model: {} };
   const models = Object.entries(t.by_model || {}).map(([name, v]) =>
-    `${name}: ${typeof v === "object" && v !== null ? Object.entries(v).map(([k, x]) => `${k} ${count(x)}`).join(", ") : count(v)}`);
+    `${name}: ${count(v.calls)} call${v.calls === 1 ? "" : "s"}, ${count(v.prompt_tokens)} + ${count(v.completion_tokens)} tokens`);
   show(body,
     h("h3", {}, `Today (${today}, UTC)`),
     facts([["LLM calls", count(t.calls)], ["prompt tokens", count(t.prompt_tokens)],
       ["completion tokens", count(t.completion_tokens)], ["by model", models.join("; ") || "—"]]),
     h("h3", {}, "Tokens per day, last 30 days"),
-    days.length ? barChart(days, tokens, "tokens") : h("p", { class: "muted" }, "No LLM usage recorded."));
+    days.length ? h("div", { class: "chart-box" }) : h("p", { class: "muted" }, "No LLM usage recorded."));
+  const box = body.querySelector(".chart-box");
+  if (box) fitChart(box, days, tokens, "tokens (prompt + completion)");
 }
 
 export async function renderWork(ctx) {
