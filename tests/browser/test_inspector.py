@@ -105,6 +105,8 @@ def test_edit_creates_a_second_version_in_the_history(page: Inspector, site: Sit
     assert len(items) == 2
     assert "superseded" in items[0].text and "edited" in items[0].text
     assert "Carol drinks green tea" in items[0].text and "oolong" in items[1].text
+    page.screenshot("inspector-memory-1280.png", 1280)
+    page.width(1280)
 
     page.go("/u/carol?status=all")
     old = page.wait_text("Carol drinks green tea", "li.memory.status-superseded")

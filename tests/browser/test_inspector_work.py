@@ -171,7 +171,7 @@ def test_a_store_outage_shows_a_readable_error_and_the_page_recovers(
             page.go("/u/gus/search?q=band")
             error = page.wait_text("503 StoreUnavailable", "[role=alert]", timeout=20)
             assert "try again in" in error.text
-            assert page.find("h1").text == "Something went wrong"
+            assert page.find("h1").text == "The memory store is not answering"
             page.go("/users")
             page.wait_text("503 StoreUnavailable", "[role=alert]", timeout=20)
             page.screenshot("inspector-outage-390.png", 390)

@@ -2,19 +2,42 @@
 // failure (network, 4xx, 5xx, a body that is not JSON) into an ApiError with a readable message.
 const KEY_NAME = "memlane.apiKey";
 
+// A headline a person understands for each error type the service sends (docs/http.md).
+const TITLES = {
+  StoreUnavailable: "The memory store is not answering",
+  RedisUnavailable: "Redis is not answering",
+  EmbedderUnavailable: "The embedding model is not answering",
+  RateLimited: "Too many requests for this key",
+  NotFound: "Not found",
+  InvalidInput: "That input was refused",
+  Unreachable: "The memlane service does not answer",
+};
+
 export class ApiError extends Error {
-  constructor(status, type, message, field) {
+  constructor(status, type, message, field, retryAfter) {
     super(message);
     this.status = status;
     this.type = type;
     this.field = field || null;
+    this.retryAfter = retryAfter || null;
   }
 
-  /** One line a person can read: what failed and what the service said. */
-  describe() {
-    const where = this.field ? ` (${this.field})` : "";
+  /** A short headline for the page. */
+  title() {
+    return TITLES[this.type] || (this.status >= 500 ? "The service failed" : "The request was refused");
+  }
+
+  /** One line a person can read: status, type, field, and when to try again. */
+  summary() {
     const what = this.status ? `${this.status} ${this.type}` : this.type;
-    return `${what}${where}: ${this.message}`;
+    const where = this.field ? ` in ${this.field}` : "";
+    const retry = this.retryAfter ? ` · try again in ${this.retryAfter} s` : "";
+    return `${what}${where}${retry}`;
+  }
+
+  /** Everything on one line: what failed and what the service said. */
+  describe() {
+    return `${this.summary()}: ${this.message}`;
   }
 }
 
@@ -60,10 +83,9 @@ export async function call(method, path, body) {
   }
   if (!response.ok) {
     const error = (data && data.error) || {};
+    const message = error.message || response.statusText || "the service answered with an error";
     const retry = response.headers.get("Retry-After");
-    let message = error.message || response.statusText || "the service answered with an error";
-    if (retry && response.status >= 500) message += ` — try again in ${retry} s`;
-    const err = new ApiError(response.status, error.type || "HTTP error", message, error.field);
+    const err = new ApiError(response.status, error.type || "HTTPError", message, error.field, retry);
     // A refused key anywhere sends the page back to its login form (app.js listens).
     if (response.status === 401) window.dispatchEvent(new CustomEvent("memlane:unauthorized", { detail: err }));
     throw err;

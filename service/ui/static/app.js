@@ -67,7 +67,7 @@ function renderLogin() {
       if (err instanceof ApiError && err.status === 401) return;  // unauthorized() re-renders
       key.clear();
       status.textContent = "";
-      form.insertBefore(errorBox(`Could not check the key: ${describe(err)}`), input.parentElement);
+      form.insertBefore(errorBox(err), input.parentElement);
       return;
     }
     loginMessage = null;
@@ -119,7 +119,9 @@ async function render() {
   } catch (err) {
     if (mine !== generation) return;
     if (err instanceof ApiError && err.status === 401) return;  // the login form is up
-    show(root, h("h1", {}, "Something went wrong"), errorBox(describe(err)),
+    const title = err instanceof ApiError ? err.title() : "Something went wrong";
+    show(root, h("h1", {}, title), errorBox(err),
+      h("p", { class: "muted" }, "Nothing was changed. The page stays usable: move on, or try again."),
       h("button", { type: "button", onclick: render }, "Try again"));
   }
 }

@@ -54,5 +54,14 @@ export function panel(title, id) {
   return { section, body };
 }
 
-/** A readable error inside a panel (the global banner is for whole-view failures). */
-export const errorBox = (text) => h("p", { class: "error", role: "alert" }, text);
+/**
+ * A readable error: a headline, the status line, and what the service said (folded, since a
+ * store's own message can be long). `err` is an ApiError, another Error, or a plain text.
+ */
+export function errorBox(err) {
+  if (typeof err === "string") return h("div", { class: "error", role: "alert" }, h("p", {}, err));
+  const api = typeof err.summary === "function";
+  return h("div", { class: "error", role: "alert" },
+    h("p", {}, h("strong", {}, api ? err.title() : "Unexpected error"), api ? ` — ${err.summary()}` : null),
+    h("details", {}, h("summary", {}, "What the service said"), h("p", { class: "detail" }, err.message)));
+}

@@ -21,11 +21,19 @@ export function eventTime(memory) {
   }
 }
 
-/** A timestamp to the minute, with its offset when it has one. */
+const pad = (n) => String(n).padStart(2, "0");
+
+/**
+ * A moment to the minute in this browser's time zone, with the zone, so every time on the
+ * page reads on one clock (the service answers some in the user's zone and some in UTC).
+ */
 export function stamp(iso) {
   if (!iso) return "";
-  const { date, clock, zone } = parts(iso);
-  return `${date} ${clock}${zone === "+00:00" ? " UTC" : zone ? ` ${zone}` : ""}`;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const off = -d.getTimezoneOffset();
+  const zone = off === 0 ? "UTC" : `${off > 0 ? "+" : "-"}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())} ${zone}`;
 }
 
 /** When a memory happened, for the timeline: event time with its granularity, else when said. */

@@ -41,7 +41,7 @@ function editForm(ctx, m, area) {
       ctx.notify("Saved: this is the new version; the old one is kept in the history.");
       ctx.go(`#/u/${seg(ctx.user)}/m/${seg(next.id)}`);
     } catch (err) {
-      form.append(errorBox(ctx.describe(err)));
+      form.append(errorBox(err));
     }
   });
   show(area, form);
@@ -61,7 +61,7 @@ function confirmDelete(ctx, m, area) {
       ctx.go(`#/u/${seg(ctx.user)}`);
     } catch (err) {
       yes.disabled = false;
-      box.append(errorBox(ctx.describe(err)));
+      box.append(errorBox(err));
     }
   });
   show(area, box);
@@ -82,7 +82,7 @@ export async function renderMemory(ctx, id) {
   const turns = panel("Source turns", "turns");
   const hist = panel(`History (${history.versions.length} version${history.versions.length === 1 ? "" : "s"})`, "history");
   show(hist.body, h("ol", { class: "history" }, history.versions.map((v) => historyItem(ctx.user, v, m.id))));
-  const meta = Object.keys(m.metadata || {}).length ? h("pre", { class: "json" }, JSON.stringify(m.metadata, null, 2)) : h("p", { class: "muted" }, "none");
+  const meta = Object.keys(m.metadata || {}).length ? h("pre", { class: "json" }, JSON.stringify(m.metadata, null, 2)) : h("p", { class: "muted" }, "No metadata.");
   show(ctx.root,
     h("h1", {}, h("span", { class: "muted" }, "Memory of "), ctx.user),
     h("article", { class: `card memory-detail status-${m.status}` },
@@ -102,11 +102,11 @@ export async function renderMemory(ctx, id) {
       ]),
       actions, area),
     hist.section, turns.section,
-    h("section", { class: "panel", "aria-labelledby": "meta-h" }, h("h2", { id: "meta-h" }, "Metadata"), meta));
+    h("section", { class: "panel", "aria-labelledby": "meta-h" }, h("h2", { id: "meta-h" }, "Metadata"), h("div", { class: "panel-body" }, meta)));
   try {
     await sourceTurns(ctx, m, turns.body);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err;
-    show(turns.body, h("ul", {}, m.source_turn_ids.map((id) => h("li", {}, h("code", {}, id)))), errorBox(`Turn texts unavailable: ${ctx.describe(err)}`));
+    show(turns.body, h("ul", {}, m.source_turn_ids.map((id) => h("li", {}, h("code", {}, id)))), errorBox(err));
   }
 }

@@ -59,7 +59,7 @@ export async function renderTimeline(ctx) {
       const button = h("button", { type: "button" }, "Show older memories");
       button.addEventListener("click", async () => {
         button.disabled = true;
-        try { await load(page.cursor); } catch (err) { show(more, errorBox(ctx.describe(err))); }
+        try { await load(page.cursor); } catch (err) { show(more, errorBox(err)); }
       });
       more.append(button);
     }

@@ -48,7 +48,7 @@ export async function renderUsers(ctx) {
       const button = h("button", { type: "button" }, "Show more users");
       button.addEventListener("click", async () => {
         button.disabled = true;
-        try { await load(page.cursor); } catch (err) { show(more, errorBox(ctx.describe(err))); }
+        try { await load(page.cursor); } catch (err) { show(more, errorBox(err)); }
       });
       more.append(button);
     }

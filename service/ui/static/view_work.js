@@ -13,7 +13,7 @@ async function guarded(ctx, body, fill) {
     await fill();
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err;
-    show(body, errorBox(ctx.describe(err)));
+    show(body, errorBox(err));
   }
 }
 
@@ -53,7 +53,7 @@ function letterItem(ctx, letter, reload) {
       state.textContent = "Still queued: is a worker running? Refresh later.";
     } catch (err) {
       replay.disabled = false;
-      state.replaceChildren(errorBox(ctx.describe(err)));
+      state.replaceChildren(errorBox(err));
     }
   });
   return h("li", { class: "card letter" },
