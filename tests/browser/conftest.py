@@ -31,7 +31,8 @@ def chromium() -> Iterator[webdriver.Chrome]:
 def site(
     tmp_path_factory: pytest.TempPathFactory, redis_service: RedisService, es_service: EsService
 ) -> Iterator[Site]:
-    """A seeded server: acme's users alice (guitar, pending turns) and bob; rival's alice."""
+    """A seeded server: acme's alice (guitar, an edited memory, pending turns) and bob; rival's
+    alice and zed."""
     tmp = tmp_path_factory.mktemp("inspector")
     index = f"memlane-test-{uuid.uuid4().hex[:12]}"
     settings = es_settings(tmp, redis_service.url, es_service.url, index)
@@ -41,7 +42,7 @@ def site(
         create_key(settings, "acme"),
         create_key(settings, "rival"),
     )
-    s.seed(
+    ids = s.seed(
         "alice",
         [
             {
@@ -53,8 +54,15 @@ def site(
             },
             {"content": "Alice works as a nurse in Hangzhou.", "kind": "observation"},
             {"content": "alice: I had noodles for lunch today", "kind": "raw"},
+            {
+                "content": "2023年10月26日我在杭州跑完了第一个半程马拉松。",
+                "kind": "observation",
+                "event_time": "2023-10-26",
+                "time_granularity": "day",
+            },
         ],
     )
+    s.edit("alice", ids[1], "Alice moved to Suzhou and works there as a nurse.")
     s.push("alice", ["明天我要去上海出差", "Remind me to call mum"])
     s.seed("bob", [{"content": "Bob keeps bees on his roof.", "kind": "observation"}])
     s.seed("alice", [{"content": RIVAL_SECRET, "kind": "observation"}], tenant="rival")

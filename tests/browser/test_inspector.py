@@ -42,20 +42,38 @@ def test_find_a_user_and_search_shows_the_memory_with_its_explanation(
     card = page.wait_text("alice", "ul.users li")
     assert "bob" not in page.find("ul.users").text
     facts = page.facts(card)
-    assert (facts["memories"], facts["pending turns"], facts["dead letters"]) == ("3", "2", "0")
+    assert (facts["memories"], facts["pending turns"], facts["dead letters"]) == ("4", "2", "0")
     page.screenshot("inspector-users-1280.png", 1280)
     page.width(1280)
 
     card.find_element(By.LINK_TEXT, "alice").send_keys(Keys.ENTER)
     page.wait_text(GUITAR, "ol.timeline")
     first = page.find_all("ol.timeline li.memory")
-    assert len(first) == 3
+    assert len(first) == 4 and not page.find_all("li.memory.status-superseded")
     guitar = next(li for li in first if GUITAR in li.text)
     assert "observation" in guitar.text and "2024-05" in guitar.text  # month granularity
+    assert "2023-10-26" in next(li.text for li in first if "马拉松" in li.text)  # day
+
+    page.find("select[name=status]").send_keys("all")  # the filter, by keyboard
+    page.find("form.filters button[type=submit]").send_keys(Keys.ENTER)
+    old = page.wait_text("Hangzhou", "li.memory.status-superseded")
+    assert "reason: edited" in old.text
+    assert len(page.find_all("ol.timeline li.memory")) == 5
     page.screenshot("inspector-1280.png", 1280)
     page.screenshot("inspector-390.png", 390)
     assert page.overflow_x() == 0, "the timeline is wider than a 390 px screen"
     page.width(1280)
+    page.find("select[name=kinds]").send_keys("raw")
+    page.find("form.filters button[type=submit]").send_keys(Keys.ENTER)
+    page.wait_text("1 memory", "[role=status]")
+    assert "noodles" in page.find("ol.timeline").text
+    page.go("/u/alice?status=all&since=2099-01-01")  # a time window with nothing in it
+    page.wait_text("No memories match these filters.", "[role=status]")
+    assert page.find("input[name=since]").get_attribute("value") == "2099-01-01"
+    page.go("/u/alice?status=all")
+    old = page.wait_text("Hangzhou", "li.memory.status-superseded")
+    old.find_element(By.CSS_SELECTOR, "a.successor").send_keys(Keys.ENTER)
+    page.wait_text("Alice moved to Suzhou", "article .content")
 
     page.find("#nav").find_element(By.LINK_TEXT, "Search").send_keys(Keys.ENTER)
     search(page, "吉他")

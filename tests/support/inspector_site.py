@@ -28,6 +28,11 @@ class Site:
         with MemoryClient(self.settings) as client:
             return client.import_memories(f"@{tenant}/{user}", memories)
 
+    def edit(self, user: str, memory_id: str, content: str, tenant: str = "acme") -> str:
+        """Edit a memory (a new version supersedes it); returns the new version's id."""
+        with MemoryClient(self.settings) as client:
+            return client.update_memory(f"@{tenant}/{user}", memory_id, content=content).id
+
     def push(self, user: str, contents: list[str], tenant: str = "acme") -> None:
         """Buffer user turns (no worker runs here, so they stay pending)."""
         with MemoryClient(self.settings) as client:

@@ -120,7 +120,7 @@ async function render() {
     if (mine !== generation) return;
     if (err instanceof ApiError && err.status === 401) return;  // the login form is up
     const title = err instanceof ApiError ? err.title() : "Something went wrong";
-    show(root, h("h1", {}, title), errorBox(err),
+    show(root, h("h1", {}, title), errorBox(err, false),  // the h1 already says it
       h("p", { class: "muted" }, "Nothing was changed. The page stays usable: move on, or try again."),
       h("button", { type: "button", onclick: render }, "Try again"));
   }

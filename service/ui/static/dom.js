@@ -58,10 +58,11 @@ export function panel(title, id) {
  * A readable error: a headline, the status line, and what the service said (folded, since a
  * store's own message can be long). `err` is an ApiError, another Error, or a plain text.
  */
-export function errorBox(err) {
+export function errorBox(err, withTitle = true) {
   if (typeof err === "string") return h("div", { class: "error", role: "alert" }, h("p", {}, err));
   const api = typeof err.summary === "function";
+  const title = withTitle ? h("strong", {}, api ? err.title() : "Unexpected error") : null;
   return h("div", { class: "error", role: "alert" },
-    h("p", {}, h("strong", {}, api ? err.title() : "Unexpected error"), api ? ` — ${err.summary()}` : null),
+    h("p", {}, title, api ? `${title ? " — " : ""}${err.summary()}` : null),
     h("details", {}, h("summary", {}, "What the service said"), h("p", { class: "detail" }, err.message)));
 }

@@ -37,13 +37,13 @@ export async function renderTimeline(ctx) {
   const sinceEl = h("input", { type: "date", name: "since", value: since });
   const untilEl = h("input", { type: "date", name: "until", value: until });
   const form = h("form", { class: "toolbar filters", "aria-label": "Filter memories" },
-    field("Kind", kindEl), field("Status", statusEl), field("From", sinceEl), field("Until", untilEl),
+    field("Kind", kindEl), field("Status", statusEl), field("Recorded from", sinceEl), field("Recorded until", untilEl),
     h("button", { type: "submit" }, "Apply"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     ctx.go(`#/u/${seg(ctx.user)}${query({ kinds: kindEl.value, status: statusEl.value, since: sinceEl.value, until: untilEl.value })}`);
   });
-  const list = h("ol", { class: "timeline", "aria-label": "Memories, newest first" });
+  const list = h("ol", { class: "timeline", "aria-label": "Memories, newest recorded first" });
   const status_ = h("p", { class: "muted", role: "status" }, "Loading…");
   const more = h("div", { class: "more" });
   show(ctx.root, h("h1", {}, h("span", { class: "muted" }, "Memories of "), ctx.user), form, status_, list, more);
@@ -53,7 +53,7 @@ export async function renderTimeline(ctx) {
     const page = await call("GET", `/v1/users/${seg(ctx.user)}/memories${query(params)}`);
     list.append(...page.memories.map((m) => memoryItem(ctx.user, m)));
     const n = list.children.length;
-    status_.textContent = n ? `${n} memor${n === 1 ? "y" : "ies"}` : "No memories match these filters.";
+    status_.textContent = n ? `${n} memor${n === 1 ? "y" : "ies"}, newest recorded first` : "No memories match these filters.";
     show(more);
     if (page.cursor) {
       const button = h("button", { type: "button" }, "Show older memories");
