@@ -6,13 +6,18 @@ would: links, buttons and the keyboard, never the API behind its back for what i
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from service.ui import STATIC_DIR
 from tests.support.browser import Inspector
 from tests.support.inspector_site import GUITAR, RIVAL_SECRET, Site
 
+SVG_NS = "http://www.w3.org/2000/svg"
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.elasticsearch, pytest.mark.slow]
 
 
@@ -190,3 +195,35 @@ def test_a_wrong_key_gets_the_login_form_and_no_tenant_sees_another(
     assert RIVAL_SECRET in page.find("ol.results").text
     errors = page.console_errors(allowed=("status of 401",))  # the refused key's own request
     assert errors == []
+
+
+@pytest.mark.timeout(240)
+def test_memory_text_is_shown_as_text_never_run_as_html(page: Inspector, site: Site) -> None:
+    """A memory holding markup shows its characters; no element or script comes out of it."""
+    markup = "<img src=x onerror=\"document.title='pwned'\"><b>bold?</b> 乐器"
+    site.seed("eve", [{"content": markup, "kind": "observation"}])
+    page.login(site.acme_key)
+    page.wait_text("Users", "h1")
+    page.go("/u/eve")
+    shown = page.wait_text("乐器", "ol.timeline a.content")
+    assert shown.text == markup
+    assert not shown.find_elements(By.CSS_SELECTOR, "img, b")
+    assert page.driver.title != "pwned"
+    assert page.console_errors() == []
+
+
+def test_the_page_is_served_by_memlane_itself_with_no_outside_resource(site: Site) -> None:
+    """/ui redirects to /ui/; every file is memlane's own (no http(s) URL in any of them) and
+    comes with a Content-Security-Policy that allows only the page's own origin."""
+    with httpx.Client(base_url=site.server.url) as http:
+        assert http.get("/ui").headers["location"] == "/ui/"
+        index = http.get("/ui/")
+        assert index.status_code == 200 and "app.js" in index.text
+        assert "default-src 'self'" in index.headers["content-security-policy"]
+        for path in sorted(STATIC_DIR.iterdir()):
+            r = http.get(f"/ui/{path.name}")
+            assert r.status_code == 200, path.name
+            text = r.text.replace(SVG_NS, "")  # a namespace name, never fetched
+            assert not re.search(r"https?://", text), f"{path.name} names an outside URL"
+        assert "javascript" in http.get("/ui/app.js").headers["content-type"]
+        assert http.get("/ui/nope.js").status_code == 404
