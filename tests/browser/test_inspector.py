@@ -168,6 +168,7 @@ def test_delete_asks_first_then_the_memory_is_gone_from_search(page: Inspector, 
 
     page.go("/u/dave/search?q=peanuts")
     page.wait_text("result", "[role=status]")
+    assert not page.find("#banner").is_displayed()  # the notice went with the view it was for
     results = page.find("ol.results").text
     assert "allergic to peanuts" not in results and "vinyl" in results
     assert page.console_errors() == []

@@ -13,8 +13,14 @@ const banner = document.getElementById("banner");
 const logout = document.getElementById("logout");
 let loginMessage = null;
 
-/** A message above the view: "info" for results of actions, "error" for failures. */
-export function notify(text, kind = "info") {
+let keepBanner = false;
+
+/**
+ * A message above the view: "info" for results of actions, "error" for failures. With
+ * `survive`, it stays through the next navigation (an action that then moves the page).
+ */
+export function notify(text, kind = "info", survive = false) {
+  keepBanner = survive;
   banner.className = `banner banner-${kind}`;
   show(banner, h("span", {}, text),
     h("button", { type: "button", class: "link", "aria-label": "Dismiss message", onclick: () => { banner.hidden = true; } }, "×"));
@@ -101,6 +107,7 @@ async function render() {
   const root = h("div", { class: "view-root" });
   show(view, root);
   const ctx = { root, params, go: (hash) => { location.hash = hash; }, notify, describe };
+  // ctx.notify(text, "info", true) before ctx.go(...) keeps the message on the next view.
   try {
     if (!parts.length || parts[0] === "users" || parts[0] === "login") {
       renderNav(null, "users");
@@ -127,7 +134,13 @@ async function render() {
 }
 
 window.addEventListener("memlane:unauthorized", (event) => unauthorized(event.detail));
-window.addEventListener("hashchange", () => { banner.hidden = true; render(); });
+window.addEventListener("hashchange", async () => {
+  if (keepBanner) keepBanner = false;
+  else banner.hidden = true;
+  await render();
+  // Keyboard users continue from the new content, not from a link that was replaced.
+  if (!document.activeElement || document.activeElement === document.body) view.focus({ preventScroll: true });
+});
 logout.addEventListener("click", () => {
   key.clear();
   loginMessage = null;

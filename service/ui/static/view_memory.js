@@ -38,7 +38,7 @@ function editForm(ctx, m, area) {
     event.preventDefault();
     try {
       const next = await call("PATCH", `/v1/users/${seg(ctx.user)}/memories/${seg(m.id)}`, { content: text.value });
-      ctx.notify("Saved: this is the new version; the old one is kept in the history.");
+      ctx.notify("Saved: this is the new version; the old one is kept in the history.", "info", true);
       ctx.go(`#/u/${seg(ctx.user)}/m/${seg(next.id)}`);
     } catch (err) {
       form.append(errorBox(err));
@@ -57,7 +57,7 @@ function confirmDelete(ctx, m, area) {
     yes.disabled = true;
     try {
       await call("DELETE", `/v1/users/${seg(ctx.user)}/memories/${seg(m.id)}`);
-      ctx.notify(`Deleted the memory “${m.content.slice(0, 60)}”.`);
+      ctx.notify(`Deleted the memory “${m.content.slice(0, 60)}”.`, "info", true);
       ctx.go(`#/u/${seg(ctx.user)}`);
     } catch (err) {
       yes.disabled = false;
