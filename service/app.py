@@ -21,6 +21,7 @@ from service.errors import install_error_handlers
 from service.paths import EncodedSlashes
 from service.routes_metrics import install_metrics
 from service.specs import ERRORS, build_openapi
+from service.ui import install_ui
 
 API_VERSION = "1.0.0"
 
@@ -55,6 +56,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app, Redactor.from_settings(settings), settings.service.retry_after_s)
     install_docs(app, "/openapi.json", "memlane API")
+    install_ui(app)
     app.include_router(routes_health.router)
     install_metrics(app, ctx)
     for router in (routes_users.router, routes_memories.router, routes_work.router):
