@@ -33,6 +33,7 @@ def llm_section(runs: Sequence[tuple[str, str, LlmDoc | None]]) -> list[str]:
     out += intro(present[0][1])
     for name, label, doc in runs:
         out += run_lines(name, label, doc)
+    out += same_batches(runs)
     echo = present[0][1]["results"]["baselines"]["echo_third_person"]["overall"]
     header = ["figure", *(label for label, _ in present), "echo, 3rd person"]
     out += table(header, overall_rows([doc["results"]["overall"] for _, doc in present], echo))
@@ -87,6 +88,29 @@ def run_lines(name: str, label: str, doc: LlmDoc | None) -> list[str]:
     partial = "" if doc["results"]["complete"] else " **(partial run)**"
     lines = [f"- **{label}**{partial}: {where}, timeout {p['timeout_s']} s."]
     return [*lines, *("  " + line for line in provenance(doc)), ""]
+
+
+def same_batches(runs: Sequence[tuple[str, str, LlmDoc | None]]) -> list[str]:
+    """Whether the local model's two runs scored the same batches (a fair before/after)."""
+    docs = {name: doc for name, _, doc in runs if doc is not None}
+    before, after = docs.get("llm_bench_local_before"), docs.get("llm_bench_local_after")
+    if before is None or after is None:
+        return []
+    ids = [{b["id"] for b in d["results"]["batches"]} for d in (before, after)]
+    if ids[0] == ids[1]:
+        listed = ", ".join(sorted(ids[0]))
+        return [
+            f"Both local-model runs scored the same {len(ids[0])} batches ({listed}), so their "
+            "columns compare like for like; the other batches were not run on the local model "
+            "(about 7 min a batch on 2 cores).",
+            "",
+        ]
+    return [
+        "The local-model runs scored different batches "
+        f"({len(ids[0])} before, {len(ids[1])} after, {len(ids[0] & ids[1])} shared): "
+        "compare their columns with care.",
+        "",
+    ]
 
 
 def pct(value: float | None) -> str:

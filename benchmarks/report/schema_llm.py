@@ -109,6 +109,12 @@ class LlmCalibration(TypedDict):
     unrelated_at_or_above_threshold: float | None
 
 
+class LlmBatch(TypedDict):
+    """One scored batch (only what the report reads)."""
+
+    id: str
+
+
 class LlmResults(TypedDict):
     """llm_bench's ``results``."""
 
@@ -118,6 +124,7 @@ class LlmResults(TypedDict):
     by_category: dict[str, LlmFigures]
     baselines: dict[str, dict[str, LlmHeadline]]
     calibration: dict[str, LlmCalibration]
+    batches: list[LlmBatch]
 
 
 class LlmParams(TypedDict):
