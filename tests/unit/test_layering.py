@@ -6,8 +6,8 @@ order of sub-packages; inside tasks, no task module imports another; no celery b
 
 The layers of ``memlane/`` (each may import itself and the layers it lists, nothing else)::
 
-    core       config, config_sections, constants, errors, models, ids, logging, redaction,
-               backoff, validation, datadir, timing (the ground-floor modules)
+    core       config, config_sections, constants, errors, models, ids, logging, log_filters,
+               redaction, backoff, validation, datadir, timing (the ground-floor modules)
     text       memlane/text       <- core
     llm        memlane/llm        <- core
     store      memlane/store      <- core, text (the stores tokenise; fusion lives here)
@@ -47,6 +47,7 @@ CORE = {
     "models",
     "ids",
     "logging",
+    "log_filters",
     "redaction",
     "backoff",
     "validation",
