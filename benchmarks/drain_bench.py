@@ -122,6 +122,9 @@ def drain_run(args: argparse.Namespace, root: Path, shape: str) -> dict[str, Any
                 drain_s=round(elapsed, 1) if done != float("inf") else None,
                 turns_per_s=round(len(turns) / elapsed, 1) if done != float("inf") else None,
                 worker_cpu_s=round(cpu1 - cpu0, 1),
+                # CPU per turn does not depend on what else runs: 1000 / it is the rate one
+                # busy core would give this shape's draining process on an idle host.
+                worker_cpu_ms_per_turn=round(1000 * (cpu1 - cpu0) / len(turns), 1),
                 worker_cores_used=round((cpu1 - cpu0) / elapsed, 2) if elapsed else None,
                 machine_cores_busy=round(cores * (busy1 - busy0) / (total1 - total0), 2)
                 if total1 > total0
