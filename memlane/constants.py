@@ -6,6 +6,10 @@ from __future__ import annotations
 QUEUE_CONSOLIDATE = "consolidate"
 QUEUE_REFLECT = "reflect"
 QUEUE_MAINTENANCE = "maintenance"
+# Dispatch and the nightly fan-out: short tasks that must never wait behind a consolidation,
+# so memlane up (and a deployment) runs a small worker of their own on this queue.
+QUEUE_CONTROL = "control"
+ALL_QUEUES = (QUEUE_CONSOLIDATE, QUEUE_REFLECT, QUEUE_MAINTENANCE, QUEUE_CONTROL)
 
 # Redis keys, all under the configured prefix; ``{u}`` is the user id. Every per-user key
 # embeds the user id verbatim inside a hash tag so one user's keys stay together on a cluster.

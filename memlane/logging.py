@@ -2,7 +2,8 @@
 
 Every event goes through one redaction processor (:class:`RedactSecrets`) before any renderer
 sees it: memlane's own structlog events, and stdlib log records (Celery's, redis-py's, ...),
-which the root handler renders through the same processors. It masks the configured secret
+which the root handler renders through the same processors (routine ones demoted to DEBUG
+first, :mod:`memlane.log_filters`). It masks the configured secret
 values themselves (:class:`memlane.redaction.Redactor`), anything shaped like a key, token or
 URL password, and every field named like a secret.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from memlane import log_filters
 from memlane.config_sections import LogFormat, LogSettings
 from memlane.redaction import REDACTED, Redactor, is_secret_name
 
@@ -99,6 +101,7 @@ def _route_stdlib(level: int, renderer: Any, pre_chain: list[Any]) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    log_filters.install()  # routine library chatter (the dispatch tick) at DEBUG
 
 
 def get_logger(name: str) -> Any:

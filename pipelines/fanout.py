@@ -30,7 +30,7 @@ class NightlyJob(StrEnum):
 
     @property
     def queue(self) -> str:
-        """The queue of the job's per-user tasks (and of its waves)."""
+        """The queue of the job's per-user tasks (its waves go to the control queue)."""
         return QUEUE_REFLECT if self is NightlyJob.REFLECT else QUEUE_MAINTENANCE
 
 

@@ -12,7 +12,6 @@ terminals' scroll-back and log collectors.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,8 +71,7 @@ def serve(
     app = create_app(settings, replay=replay)
     if local_key:
         path, created = ensure_local_key(settings, app.state.ctx.keys)
-        made = "created now" if created else "kept"
-        print(f"memlane serve: admin API key in {path} ({made}, mode 0600)", file=sys.stderr)
+        log.info("api_key_file", path=str(path), created=created, mode="0600")
     config = uvicorn.Config(
         app,
         host=host,

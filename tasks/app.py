@@ -18,6 +18,7 @@ from celery.app.task import Task
 from memlane.backoff import backoff_delay
 from memlane.config import Settings
 from memlane.constants import (
+    QUEUE_CONTROL,
     QUEUE_MAINTENANCE,
     QUEUE_REFLECT,
     TASK_MAINTAIN,
@@ -65,7 +66,8 @@ def senders(app: Celery) -> Senders:
     """The pipelines' sending port, over ``app``."""
 
     def wave(job: NightlyJob, night: str, offset: int, delay_s: float) -> None:
-        send(app, TASK_NIGHTLY_WAVE, (job.value, night, offset), job.queue, delay_s)
+        # Waves hand work out; like dispatch they must not wait behind the work itself.
+        send(app, TASK_NIGHTLY_WAVE, (job.value, night, offset), QUEUE_CONTROL, delay_s)
 
     return Senders(
         reflect=lambda user_id: send(app, TASK_REFLECT, (user_id,), QUEUE_REFLECT),

@@ -11,13 +11,16 @@ from kombu import Queue  # type: ignore[attr-defined]
 from memlane.buffer.connection import celery_broker_url, redis_password, redis_url
 from memlane.config import Settings
 from memlane.constants import (
+    ALL_QUEUES,
     QUEUE_CONSOLIDATE,
+    QUEUE_CONTROL,
     QUEUE_MAINTENANCE,
     QUEUE_REFLECT,
     TASK_CONSOLIDATE,
     TASK_DISPATCH,
     TASK_HOUSEKEEP,
     TASK_MAINTAIN,
+    TASK_NIGHTLY_WAVE,
     TASK_REFLECT,
     TASK_REFLECT_NIGHTLY,
     TASK_REPLAY,
@@ -67,13 +70,16 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_default_queue=QUEUE_CONSOLIDATE,
-        task_queues=[Queue(q) for q in (QUEUE_CONSOLIDATE, QUEUE_REFLECT, QUEUE_MAINTENANCE)],  # type: ignore[no-untyped-call]
+        task_queues=[Queue(q) for q in ALL_QUEUES],  # type: ignore[no-untyped-call]
+        # Dispatch and the nightly fan-out go to the control queue, which a worker of its own
+        # consumes (memlane up runs one): a tick never waits behind a long consolidation.
         task_routes={
             TASK_CONSOLIDATE: {"queue": QUEUE_CONSOLIDATE},
             TASK_REPLAY: {"queue": QUEUE_CONSOLIDATE},
-            TASK_DISPATCH: {"queue": QUEUE_CONSOLIDATE},
+            TASK_DISPATCH: {"queue": QUEUE_CONTROL},
             TASK_REFLECT: {"queue": QUEUE_REFLECT},
-            TASK_REFLECT_NIGHTLY: {"queue": QUEUE_REFLECT},
+            TASK_REFLECT_NIGHTLY: {"queue": QUEUE_CONTROL},
+            TASK_NIGHTLY_WAVE: {"queue": QUEUE_CONTROL},
             TASK_MAINTAIN: {"queue": QUEUE_MAINTENANCE},
             TASK_HOUSEKEEP: {"queue": QUEUE_MAINTENANCE},
         },

@@ -12,6 +12,7 @@ from pathlib import Path
 from memlane.buffer.status import TaskStatus
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
+from memlane.constants import ALL_QUEUES, QUEUE_CONSOLIDATE
 from memlane.errors import MemlaneError
 from memlane.llm.embeddings import configure_openmp
 from memlane.logging import configure_logging, get_logger
@@ -38,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     w = sub.add_parser("worker", help="run a Celery worker")
     w.add_argument("--concurrency", type=int, default=None)
-    w.add_argument("--queues", default="consolidate,reflect,maintenance")
+    w.add_argument(
+        "--queues",
+        default=",".join(ALL_QUEUES),
+        help="queues to consume (default: all; memlane up runs the control queue apart)",
+    )
     w.add_argument("--pool", default="prefork")
     w.add_argument("--hostname", default="memlane@%h")
     sub.add_parser("beat", help="run the beat scheduler")
@@ -180,8 +185,9 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
     from worker.lifecycle import QuietScheduler, connect_worker_signals
 
     app = create_app(settings)
-    _log_mode(settings)
     if args.command == "worker":
+        if QUEUE_CONSOLIDATE in args.queues.split(","):
+            _log_mode(settings)  # once per consolidating worker, not by beat or a control worker
         connect_worker_signals(settings, wiring_of(app).worker_id)
         from worker.metrics import setup_worker_metrics, setup_worker_tracing
 
@@ -195,6 +201,7 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         configure_openmp(settings.embedding.worker_threads)
         app.worker_main(
             [
+                "--quiet",  # no banner: `memlane up` prints a summary, the worker one line
                 "worker",
                 "-Q",
                 args.queues,
@@ -213,7 +220,12 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     schedule = settings.data_path / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    app.Beat(schedule=str(schedule), scheduler=QuietScheduler, loglevel=settings.log.level).run()
+    app.Beat(
+        schedule=str(schedule),
+        scheduler=QuietScheduler,
+        loglevel=settings.log.level,
+        quiet=True,  # no banner; Celery's "beat: Starting..." line remains
+    ).run()
     return 0
 
 

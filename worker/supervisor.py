@@ -37,6 +37,8 @@ from typing import Any
 
 from memlane.buffer import embedded as er
 from memlane.config import Settings
+from memlane.config_sections import StoreBackend
+from memlane.constants import ALL_QUEUES, QUEUE_CONTROL
 from memlane.datadir import (
     SUPERVISOR_LOCK,
     FileLock,
@@ -53,6 +55,7 @@ log = get_logger(__name__)
 STOP_GRACE_S = 30.0  # warm stop: how long running tasks may take to finish
 COLD_STOP_S = 10.0  # after SIGQUIT: how long the worker has to hand its task back and exit
 REDIS_STOP_S = 60.0  # SIGTERM to Redis: it fsyncs its append-only file (or saves) first
+CONTROL_HOST = ("--hostname", "control@%h")  # the control worker's Celery node name
 QUICK_EXIT_S = 10.0  # a child that exits sooner than this after starting is backed off
 
 
@@ -102,9 +105,27 @@ class Supervisor:
         except BaseException:
             self.stop()
             raise
-        log.info(
-            "memlane_up", redis=self.redis_url.split("?")[0], api=self.api_url, pids=self.pids()
-        )
+        log.info("memlane_up", **self.summary())
+
+    def summary(self) -> dict[str, Any]:
+        """The start-up summary: what runs and where, in one log line (secrets redacted)."""
+        s = self.settings
+        sqlite = s.store.backend is StoreBackend.SQLITE
+        return {
+            "data_dir": str(self.data_path),
+            "redis": self.redis_url.split("?")[0],
+            "store": f"sqlite {s.sqlite_file}" if sqlite else f"elasticsearch {s.store.es_url}",
+            "mode": f"llm {s.llm.model}" if s.llm.configured else "raw",
+            "workers": {  # name -> "queues x processes"
+                c.name: f"{_arg(c.argv, '--queues')} x{_arg(c.argv, '--concurrency')}"
+                for c in self.children
+                if "--queues" in c.argv
+            },
+            "dispatch_every_s": s.batching.dispatch_interval_s,
+            "api": self.api_url,
+            "log": f"{s.log.format.value} {s.log.level}",
+            "pids": self.pids(),
+        }
 
     def _start_children(self) -> None:
         py = [sys.executable, "-m", "worker.cli"]
@@ -116,9 +137,18 @@ class Supervisor:
             argv = er.server_argv(self.data_path, appendonly, daemonize=False)
             redis_child = Child("redis", argv, die_with_parent=signal.SIGTERM)
             self.redis_url = er.url_for(er.socket_path(self.data_path))
+        work_queues = ",".join(q for q in ALL_QUEUES if q != QUEUE_CONTROL)
         self.children = [
             *([redis_child] if redis_child else []),
-            Child("worker", [*py, "worker", "--concurrency", str(self.concurrency)]),
+            Child(
+                "worker",
+                [*py, "worker", "--concurrency", str(self.concurrency), "--queues", work_queues],
+            ),
+            # Dispatch and the nightly fan-out, on a worker of their own: never behind a batch.
+            Child(
+                "control",
+                [*py, "worker", "--concurrency", "1", "--queues", QUEUE_CONTROL, *CONTROL_HOST],
+            ),
             Child("beat", [*py, "beat"]),
             *([self._api_child(py)] if self.api else []),
         ]
@@ -277,6 +307,11 @@ def _acquire(data_path: Path) -> FileLock:
         f"memlane up is already running on {data_path} (pid {state.get('pid', '?')}); "
         "one supervisor per data directory"
     )
+
+
+def _arg(argv: list[str], flag: str) -> str:
+    """The value after ``flag`` in ``argv``."""
+    return argv[argv.index(flag) + 1]
 
 
 def _wait(children: list[Child], timeout: float) -> None:

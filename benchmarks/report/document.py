@@ -11,6 +11,7 @@ from typing import TypeVar
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.report.api import api_section
 from benchmarks.report.cost import cost_section
+from benchmarks.report.drain import drain_section
 from benchmarks.report.goals import GOALS_HEADER, goals
 from benchmarks.report.guard import guard_section
 from benchmarks.report.ingest import ingest_section
@@ -68,6 +69,7 @@ def render(r: Results) -> str:
         benchmark_section(r.store, store_section, "store_bench"),
         benchmark_section(r.retrieval, retrieval_section, "retrieval_bench"),
         benchmark_section(r.ingest, ingest_section, "ingest_bench"),
+        benchmark_section(r.drain, drain_section, "drain_bench"),
         benchmark_section(r.api, api_section, "api_bench"),
         cost_section(r.cost, r.sweep),
         llm_section(

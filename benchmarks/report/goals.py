@@ -6,6 +6,7 @@ A goal whose results file is missing is listed as "not measured" rather than lef
 from __future__ import annotations
 
 from benchmarks.report.api import api_goal_rows
+from benchmarks.report.drain import drain_goals
 from benchmarks.report.markdown import mark
 from benchmarks.report.recall_goals import (
     locomo_goals,
@@ -36,7 +37,8 @@ def goals(r: Results) -> list[Goal]:
         rows += retrieval_goals(r.retrieval, r.store)
     if r.modes:
         rows += modes_goals(r.modes)
-    rows += ingest_goals(r) + api_goals(r) + cost_goals(r) + missing_goals(r)
+    rows += ingest_goals(r) + drain_goals(r.drain) + api_goals(r) + cost_goals(r)
+    rows += missing_goals(r)
     return rows
 
 

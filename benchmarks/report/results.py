@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from benchmarks.report.drain import DrainDoc
 from benchmarks.report.schema import Baseline, ModesDoc, NeverHurtsDoc, RecallDoc
 from benchmarks.report.schema_api import ApiDoc
 from benchmarks.report.schema_llm import LlmDoc
@@ -22,6 +23,7 @@ class Results:
     store: StoreDoc | None = None
     retrieval: RetrievalDoc | None = None
     ingest: IngestDoc | None = None
+    drain: DrainDoc | None = None
     cost: CostDoc | None = None
     sweep: SweepDoc | None = None
     api: ApiDoc | None = None
@@ -53,6 +55,7 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         store=cast(StoreDoc | None, doc("store_bench")),
         retrieval=cast(RetrievalDoc | None, doc("retrieval_bench")),
         ingest=cast(IngestDoc | None, doc("ingest_bench")),
+        drain=cast(DrainDoc | None, doc("drain_bench")),
         cost=cast(CostDoc | None, doc("cost_bench")),
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
         api=cast(ApiDoc | None, doc("api_bench")),

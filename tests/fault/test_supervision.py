@@ -86,7 +86,11 @@ def test_kill_9_of_the_supervisor_takes_its_whole_tree_down(tmp_path: Path) -> N
         workers = [
             p for p in psutil.process_iter(["cmdline", "environ"]) if _serves(p, data, "worker")
         ]
-        assert {p.pid for p in workers} <= {pids["worker"], *(c.pid for c in tree(pids["worker"]))}
+        # Celery workers of this directory: the consolidation worker and the control worker
+        # (both `worker.cli worker`) with their pools, none left over from the killed tree.
+        ours = {pids[name] for name in ("worker", "control")}
+        ours |= {c.pid for name in ("worker", "control") for c in tree(pids[name])}
+        assert {p.pid for p in workers} <= ours
 
 
 def _serves(proc: psutil.Process, data: Path, role: str) -> bool:

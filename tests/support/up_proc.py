@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,11 +125,12 @@ class Up:
         def ready() -> dict[str, int] | None:
             assert self.proc is not None and self.proc.poll() is None, self.log_tail()
             state = self.state()
-            if not state or set(state["children"]) != {"redis", "worker", "beat", "api"}:
+            if not state or set(state["children"]) != {"redis", "worker", "control", "beat", "api"}:
                 return None
             pids = {k: v["pid"] for k, v in state["children"].items()}
             pool = tree(pids["worker"])
-            return pids if pool and "ready." in self.log() else None
+            # The consolidation worker's own line (the control worker logs "control@... ready.").
+            return pids if pool and re.search(r"memlane@\S+ ready\.", self.log()) else None
 
         return wait_until(ready, timeout, "memlane up to be ready", interval=0.2)
 

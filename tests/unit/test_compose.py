@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from memlane.config import load_settings
+from memlane.constants import ALL_QUEUES, QUEUE_CONTROL
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -21,8 +22,28 @@ def _env(service: str) -> dict[str, str]:
 
 
 def test_services_are_all_there() -> None:
-    """Redis, Elasticsearch, worker, beat and the HTTP API."""
-    assert set(COMPOSE["services"]) == {"redis", "elasticsearch", "worker", "beat", "api"}
+    """Redis, Elasticsearch, worker, the control worker, beat and the HTTP API."""
+    assert set(COMPOSE["services"]) == {
+        "redis",
+        "elasticsearch",
+        "worker",
+        "control",
+        "beat",
+        "api",
+    }
+
+
+def test_the_control_queue_has_a_worker_of_its_own() -> None:
+    """The control worker consumes only the control queue and the workers never do, so
+    dispatch cannot wait behind a consolidation; between them every queue is consumed."""
+
+    def queues(service: str) -> set[str]:
+        cmd = COMPOSE["services"][service]["command"]
+        return set(cmd[cmd.index("--queues") + 1].split(","))
+
+    assert queues("control") == {QUEUE_CONTROL}
+    assert QUEUE_CONTROL not in queues("worker")
+    assert queues("worker") | queues("control") == set(ALL_QUEUES)
 
 
 def test_redis_has_aof_and_noeviction() -> None:
@@ -40,7 +61,7 @@ def test_elasticsearch_is_8x_single_node() -> None:
 
 def test_every_memlane_variable_is_a_real_setting() -> None:
     """Each MEMLANE_* variable of worker and beat validates as a setting (typos fail)."""
-    for service in ("worker", "beat", "api"):
+    for service in ("worker", "control", "beat", "api"):
         env = {k: v for k, v in _env(service).items() if k.startswith("MEMLANE_")}
         assert env, service
         for name, value in env.items():
@@ -52,7 +73,7 @@ def test_every_memlane_variable_is_a_real_setting() -> None:
 
 def test_no_secret_values_in_the_file() -> None:
     """Keys come from the caller's environment; the file only forwards them."""
-    for service in ("worker", "beat", "api"):
+    for service in ("worker", "control", "beat", "api"):
         for name, raw in (COMPOSE["services"][service]["environment"] or {}).items():
             if name.endswith(("API_KEY", "PASSWORD")):
                 assert str(raw).startswith("${"), name

@@ -6,8 +6,8 @@ order of sub-packages; inside tasks, no task module imports another; no celery b
 
 The layers of ``memlane/`` (each may import itself and the layers it lists, nothing else)::
 
-    core       config, config_sections, constants, errors, models, ids, logging, redaction,
-               backoff, validation, datadir, timing, metrics, tracing (the
+    core       config, config_sections, constants, errors, models, ids, logging, log_filters,
+               redaction, backoff, validation, datadir, timing, metrics, tracing (the
                ground-floor modules)
     text       memlane/text       <- core
     llm        memlane/llm        <- core
@@ -49,6 +49,7 @@ CORE = {
     "models",
     "ids",
     "logging",
+    "log_filters",
     "redaction",
     "backoff",
     "validation",

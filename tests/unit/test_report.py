@@ -12,6 +12,7 @@ from benchmarks.common import RESULTS
 from benchmarks.report import main, render
 from benchmarks.report.api import api_section
 from benchmarks.report.cost import cost_section
+from benchmarks.report.drain import DrainDoc, drain_goals, drain_section
 from benchmarks.report.goals import goals
 from benchmarks.report.guard import guard_section
 from benchmarks.report.ingest import ingest_section
@@ -72,6 +73,7 @@ SECTIONS = [
     "## Store: bulk load and search latency",
     "## End-to-end retrieve latency",
     "## Ingestion",
+    "## Per-user drain",
     "## HTTP API",
     "## LLM cost of consolidation",
     "### Calls and tokens per 1,000 turns against batch size",
@@ -109,6 +111,7 @@ def test_missing_results_are_named_not_dropped() -> None:
     assert "| HTTP push p99, 8 clients | <= 5.0 ms | not measured |  |  |" in text
     assert "_No results for llm_bench yet._" in text
     assert "| add_turns p99 | <= 1.0 ms | not measured |  |  |" in text
+    assert "_No results for drain_bench yet._" in text
     assert "## Regression guard" not in text
 
 
@@ -603,3 +606,42 @@ def test_llm_section_puts_runs_side_by_side_and_names_missing_ones() -> None:
     assert "| time | 4 | 100.0 / 100.0 | 60.0 / 60.0 |" in lines
     assert "25.0 % of them reach the threshold" in text
     assert llm_section([("llm_bench", "x", None)])[2] == "_No results for llm_bench yet._"
+
+
+def drain_doc(rates: list[float | None]) -> DrainDoc:
+    """A drain_bench document with one drain per rate (shapes 2x1, 1x2, ...)."""
+    runs: list[Any] = [
+        {
+            "shape": f"{2 - i % 2}x{1 + i % 2}",
+            "processes": 2 - i % 2,
+            "threads": 1 + i % 2,
+            "turns": 2000,
+            "drain_s": None if r is None else 2000 / r,
+            "turns_per_s": r,
+            "worker_cpu_ms_per_turn": 50.0,
+            "load_average_at_start": 3.0,
+        }
+        for i, r in enumerate(rates)
+    ]
+    profile: Any = {
+        "turns": 400,
+        "batch_max_turns": 20,
+        "turns_per_s": 12.0,
+        "embed_share": 0.97,
+        "embed_ms_per_turn": 80.0,
+        "other_ms_per_turn": 3.0,
+        "load_average_at_start": 3.0,
+    }
+    return {**envelope(), "results": {"where_the_time_goes": profile, "drain": runs}}
+
+
+def test_drain_section_and_goal_take_the_best_shape_and_say_why_it_misses() -> None:
+    """The section lists each shape and the embedding share; the goal row judges the fastest
+    finished drain and, below 40 turns/s, names the embedder's CPU per turn as the reason."""
+    text = "\n".join(drain_section(drain_doc([12.0, 18.5])))
+    assert "## Per-user drain" in text and "embedding 97 %" in text
+    assert "| 2x1 | 2000 |" in text and "| 1x2 | 2000 |" in text
+    (row,) = drain_goals(drain_doc([12.0, 18.5, None]))
+    assert row.measured == 18.5 and "1x2" in row.what and "50.0 ms CPU per turn" in row.reason
+    (met,) = drain_goals(drain_doc([45.0]))
+    assert met.reason == "" and met.measured == 45.0
