@@ -68,7 +68,13 @@ def setup_worker_metrics(settings: Settings) -> str | None:
     from prometheus_client import start_http_server
 
     host = settings.metrics.worker_host
-    server, _thread = start_http_server(port, host, build_registry(Services(settings)))
+    try:
+        server, _thread = start_http_server(port, host, build_registry(Services(settings)))
+    except OSError as e:
+        raise ConfigError(
+            f"metrics.worker_port: cannot serve metrics on {host}:{port} ({e.strerror}); "
+            "give each worker on this host its own port"
+        ) from e
     url = f"http://{host}:{server.server_port}/metrics"
     log.info("worker_metrics", url=url, multiproc_dir=str(path))
     return url

@@ -59,6 +59,18 @@ CONTROL_HOST = ("--hostname", "control@%h")  # the control worker's Celery node 
 QUICK_EXIT_S = 10.0  # a child that exits sooner than this after starting is backed off
 
 
+def control_metrics_env(worker_port: int | None) -> dict[str, str]:
+    """The control worker serves its metrics one port above the consolidating worker's (pure).
+
+    Both are workers of one ``memlane up``; with the same ``metrics.worker_port`` the second to
+    start could not bind it. Port 0 (any free port) and no port need nothing.
+    """
+    if not worker_port:
+        return {}
+    port = worker_port + 1 if worker_port < 65535 else worker_port - 1
+    return {"MEMLANE_METRICS__WORKER_PORT": str(port)}
+
+
 @dataclass
 class Child:
     """One supervised child process and how to restart it."""
@@ -66,6 +78,7 @@ class Child:
     name: str
     argv: list[str]
     die_with_parent: signal.Signals = signal.SIGKILL
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's environment
     proc: subprocess.Popen[bytes] | None = None
     quick_exits: int = 0
     started_at: float = 0.0
@@ -123,9 +136,18 @@ class Supervisor:
             },
             "dispatch_every_s": s.batching.dispatch_interval_s,
             "api": self.api_url,
+            "worker_metrics": self._metrics_ports(),
             "log": f"{s.log.format.value} {s.log.level}",
             "pids": self.pids(),
         }
+
+    def _metrics_ports(self) -> dict[str, int] | None:
+        """Where each worker serves its metrics, when ``metrics.worker_port`` is set."""
+        port = self.settings.metrics.worker_port
+        if not port:
+            return None
+        control = control_metrics_env(port)["MEMLANE_METRICS__WORKER_PORT"]
+        return {"worker": port, "control": int(control)}
 
     def _start_children(self) -> None:
         py = [sys.executable, "-m", "worker.cli"]
@@ -148,6 +170,7 @@ class Supervisor:
             Child(
                 "control",
                 [*py, "worker", "--concurrency", "1", "--queues", QUEUE_CONTROL, *CONTROL_HOST],
+                env=control_metrics_env(self.settings.metrics.worker_port),
             ),
             Child("beat", [*py, "beat"]),
             *([self._api_child(py)] if self.api else []),
@@ -192,7 +215,7 @@ class Supervisor:
             out = (self.log_dir / f"{child.name}.log").open("ab")
         child.proc = subprocess.Popen(
             child.argv,
-            env=self._env(),
+            env={**self._env(), **child.env},
             start_new_session=True,  # Ctrl+C in a terminal reaches the supervisor only
             stdout=out,
             stderr=out,
