@@ -18,6 +18,7 @@ from service import routes_health, routes_memories, routes_users, routes_work
 from service.context import ServiceContext
 from service.docs_page import install_docs
 from service.errors import install_error_handlers
+from service.fastpush import FastPush
 from service.paths import EncodedSlashes
 from service.routes_metrics import install_metrics
 from service.specs import ERRORS, build_openapi
@@ -68,5 +69,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Starlette nests the last middleware added outermost: EncodedSlashes, then FastPush.
+    app.add_middleware(FastPush, ctx=ctx)
     app.add_middleware(EncodedSlashes)
     return app
