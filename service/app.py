@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memlane import MemoryClient, Settings
 from memlane.redaction import Redactor
@@ -46,7 +48,7 @@ def create_app(
         if owned:
             ctx.client.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="memlane",
         version=API_VERSION,
         lifespan=lifespan,
@@ -69,7 +71,17 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    # Starlette nests the last middleware added outermost: EncodedSlashes, then FastPush.
-    app.add_middleware(FastPush, ctx=ctx)
-    app.add_middleware(EncodedSlashes)
+    app.front = EncodedSlashes(FastPush(partial(FastAPI.__call__, app), ctx))
     return app
+
+
+class ServiceApp(FastAPI):
+    """FastAPI behind two plain ASGI layers that run before its middleware stack:
+    :class:`~service.paths.EncodedSlashes`, then :class:`~service.fastpush.FastPush` (which
+    answers pushes itself, so they skip FastAPI's exception, telemetry and body-limit layers)."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection through :attr:`front`."""
+        await self.front(scope, receive, send)

@@ -161,7 +161,7 @@ class FastPush:
                 if body is None:
                     return
                 ids = await push_known(ctx, key, known, user, body)
-        except (MemlaneError, redis.RedisError) as e:
+        except Exception as e:  # noqa: BLE001 - answered as FastAPI's handlers would (a 500 is logged)
             s = ctx.settings.service
             await error_response(e, ctx.redactor, s.retry_after_s)(scope, receive, send)
             return
