@@ -25,14 +25,22 @@ import redis
 import redis.asyncio
 
 from memlane.buffer.keys import Keys
-from memlane.buffer.lua import AUTHENTICATE
+from memlane.buffer.lua import AUTHENTICATE, AUTHENTICATE_PUSH
 from memlane.errors import InvalidInput, RateLimited, RedisUnavailable, Unauthorized
 from service.tenancy import Principal, validate_tenant
 
 KEY_PREFIX = "mlk_"
 MISSING = "missing API key: send 'Authorization: Bearer <key>'"
 
-AUTHENTICATE_SHA = hashlib.sha1(AUTHENTICATE.encode()).hexdigest()  # for EVALSHA
+
+def sha1_of(script: str) -> str:
+    """The SHA-1 a Lua script is cached under by Redis (for EVALSHA)."""
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+AUTHENTICATE_SHA = sha1_of(AUTHENTICATE)
+AUTHENTICATE_PUSH_SHA = sha1_of(AUTHENTICATE_PUSH)
+KNOWN_MAX = 10_000  # key hashes AsyncAuthenticator remembers the tenant of
 
 
 def key_hash(key: str) -> str:
@@ -168,28 +176,84 @@ class KeyStore:
 
 class AsyncAuthenticator:
     """:meth:`KeyStore.authenticate` on redis-py's asyncio client: the event loop checks the
-    key and takes the token itself, so a request costs no thread hop before its real work."""
+    key and takes the token itself, so a request costs no thread hop before its real work.
+
+    It also remembers, per key hash, the key id and tenant Redis last answered with
+    (:meth:`known`). That is never a decision to let a request in: a key's tenant is fixed for
+    the life of its record (revocation deletes the record; no command rewrites it), and the push
+    hot path only uses it to name the user's Redis keys before :meth:`authenticate_push` checks
+    the key, takes the token and pushes in one atomic script. A revoked key is refused by that
+    script on its next request. At most :data:`KNOWN_MAX` hashes are kept, for the process's
+    life.
+    """
 
     def __init__(self, connect: Callable[[], Awaitable[redis.asyncio.Redis]], prefix: str) -> None:
         self._connect = connect
         self._client: redis.asyncio.Redis | None = None
         self.prefix = prefix
+        self._known: dict[str, Principal] = {}
+
+    def known(self, key: str | None) -> Principal | None:
+        """Who ``key`` stood for the last time Redis was asked (None: not asked yet)."""
+        return self._known.get(key_hash(key)) if key else None
+
+    def _remember(self, digest: str, who: Principal) -> None:
+        if len(self._known) >= KNOWN_MAX:
+            self._known.clear()
+        self._known[digest] = who
+
+    async def authenticate_push(
+        self, key: str, expected: Principal, keys: list[str], args: list[Any]
+    ) -> Principal | None:
+        """Authenticate ``key`` and take a token (as :meth:`authenticate`, same errors), then
+        run ``PUSH`` with ``keys`` and ``args``, in one atomic script. Returns the caller, or
+        None when the key's tenant is no longer ``expected``'s: the token was taken and nothing
+        was pushed."""
+        digest = key_hash(key)
+        record = Keys(self.prefix).api_key(digest)
+        names, argv = [record, *keys], [expected.tenant or "", *args]
+        try:
+            client = await self.redis()
+            try:
+                out = await client.evalsha(
+                    AUTHENTICATE_PUSH_SHA, 1 + len(keys), record, *keys, *argv
+                )  # type: ignore[misc]
+            except redis.exceptions.NoScriptError:
+                out = await client.eval(AUTHENTICATE_PUSH, len(names), *names, *argv)  # type: ignore[misc]
+        except redis.RedisError as e:
+            raise RedisUnavailable(f"cannot check the API key and push: {e}") from e
+        if int(out[0]) == 3:
+            self._remember(digest, Principal(_s(out[1]), _s(out[2]) or None))
+            return None
+        if int(out[0]) == 0:
+            self._known.pop(digest, None)
+        return principal_of(out)
+
+    async def redis(self) -> redis.asyncio.Redis:
+        """The asyncio client (connected on first use; raises ``redis.RedisError``)."""
+        if self._client is None:
+            self._client = await self._connect()
+        return self._client
 
     async def authenticate(self, key: str | None) -> Principal:
         """As :meth:`KeyStore.authenticate` (same errors)."""
         if not key:
             raise Unauthorized(MISSING)
-        record = Keys(self.prefix).api_key(key_hash(key))
+        digest = key_hash(key)
+        record = Keys(self.prefix).api_key(digest)
         try:
-            if self._client is None:
-                self._client = await self._connect()
+            client = await self.redis()
             try:
-                out = await self._client.evalsha(AUTHENTICATE_SHA, 1, record)  # type: ignore[misc]
+                out = await client.evalsha(AUTHENTICATE_SHA, 1, record)  # type: ignore[misc]
             except redis.exceptions.NoScriptError:
-                out = await self._client.eval(AUTHENTICATE, 1, record)  # type: ignore[misc]
+                out = await client.eval(AUTHENTICATE, 1, record)  # type: ignore[misc]
         except redis.RedisError as e:
             raise RedisUnavailable(f"cannot check the API key: {e}") from e
-        return principal_of(out)
+        if int(out[0]) == 0:
+            self._known.pop(digest, None)
+        who = principal_of(out)
+        self._remember(digest, who)
+        return who
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memlane import MemoryClient, Settings
 from memlane.redaction import Redactor
@@ -18,6 +20,7 @@ from service import routes_health, routes_memories, routes_users, routes_work
 from service.context import ServiceContext
 from service.docs_page import install_docs
 from service.errors import install_error_handlers
+from service.fastpush import FastPush
 from service.paths import EncodedSlashes
 from service.routes_metrics import install_metrics
 from service.specs import ERRORS, build_openapi
@@ -45,7 +48,7 @@ def create_app(
         if owned:
             ctx.client.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="memlane",
         version=API_VERSION,
         lifespan=lifespan,
@@ -68,5 +71,17 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(EncodedSlashes)
+    app.front = EncodedSlashes(FastPush(partial(FastAPI.__call__, app), ctx))
     return app
+
+
+class ServiceApp(FastAPI):
+    """FastAPI behind two plain ASGI layers that run before its middleware stack:
+    :class:`~service.paths.EncodedSlashes`, then :class:`~service.fastpush.FastPush` (which
+    answers pushes itself, so they skip FastAPI's exception, telemetry and body-limit layers)."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection through :attr:`front`."""
+        await self.front(scope, receive, send)

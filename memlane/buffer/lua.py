@@ -5,7 +5,8 @@ guarded writes (:mod:`.lease`): ``RENEW``, ``GUARD``, ``SETTLE_WRITE``, ``FORGET
 ``RELEASE``. Attempt counters (:mod:`.attempts`): ``ATTEMPT_START``, ``ATTEMPT_FORGIVE``. The
 nightly fan-out (:mod:`.nightly`): ``NIGHT_START``. Unreflected counts (:mod:`.unreflected`):
 ``SETTLE_UNREFLECTED``. The API keys of the HTTP service (``service/apikeys.py``):
-``AUTHENTICATE`` (look a key up and take a token from its bucket). Provider limits
+``AUTHENTICATE`` (look a key up and take a token from its bucket) and ``AUTHENTICATE_PUSH``
+(the same, then ``PUSH``, in one round trip). Provider limits
 (:mod:`.provider_limits`): ``LIMIT_ACQUIRE``, ``LIMIT_SETTLE``.
 """
 
@@ -240,6 +241,28 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
 return {1, f[1], f[2]}
 """
+
+# The HTTP push in one round trip: AUTHENTICATE, then PUSH only if a token was taken and the
+# key belongs to the tenant the service computed the user's keys for.
+# KEYS[1] = the key's hash, KEYS[2..6] = PUSH's keys. ARGV[1] = the expected tenant ('' for an
+# admin key), ARGV[2..] = PUSH's arguments. Returns AUTHENTICATE's answer ({1, id, tenant}
+# when the turns were pushed), or {3, id, tenant} when the tenant differs: a token was taken,
+# nothing was pushed.
+AUTHENTICATE_PUSH = (
+    "local function authenticate(KEYS)\n"
+    + AUTHENTICATE
+    + "end\nlocal function push(KEYS, ARGV)\n"
+    + PUSH
+    + """end
+local a = authenticate({KEYS[1]})
+if a[1] ~= 1 then return a end
+if a[3] ~= ARGV[1] then return {3, a[2], a[3]} end
+local args = {}
+for i = 2, #ARGV do args[i - 1] = ARGV[i] end
+push({KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]}, args)
+return a
+"""
+)
 
 # -- provider limits (rpm / tpm) -----------------------------------------------------------
 

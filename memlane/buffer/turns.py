@@ -84,6 +84,17 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def push_call(
+    k: Keys, user_id: str, turns: Sequence[Turn], traceparent: str | None = None
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of the :data:`~memlane.buffer.lua.PUSH` script for ``turns``
+    (shared by :meth:`TurnBuffer.push` and the HTTP service's asyncio push)."""
+    args: list[Any] = [user_id, int(time.time() * 1000), TURN_IDS_TTL_S]
+    for turn in turns:
+        args += [turn.turn_id, turn_to_json(turn, traceparent)]
+    return [k.stream(user_id), k.turn_ids(user_id), k.pending, k.last_push, k.users], args
+
+
 class TurnBuffer:
     """Per-user Redis streams of turns waiting for consolidation."""
 
@@ -98,11 +109,7 @@ class TurnBuffer:
         self, user_id: str, turns: Sequence[Turn], traceparent: str | None = None
     ) -> list[bool]:
         """Buffer validated turns atomically; returns which were new (False = seen before)."""
-        k = self.keys
-        args: list[Any] = [user_id, int(time.time() * 1000), TURN_IDS_TTL_S]
-        for turn in turns:
-            args += [turn.turn_id, turn_to_json(turn, traceparent)]
-        keys = [k.stream(user_id), k.turn_ids(user_id), k.pending, k.last_push, k.users]
+        keys, args = push_call(self.keys, user_id, turns, traceparent)
         try:
             flags = self._push(keys=keys, args=args)
         except redis.RedisError as e:
