@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,8 +95,16 @@ class EsCluster:
             return json.loads(resp.read())
 
     def health(self, query: str = "") -> dict[str, Any]:
-        """``_cluster/health`` as seen by node 0 (``query`` e.g. ``wait_for_status=green``)."""
-        result: dict[str, Any] = self.get(f"/_cluster/health?{query}")
+        """``_cluster/health`` as seen by node 0 (``query`` e.g. ``wait_for_status=green``).
+
+        A wait that times out answers 408 with the same body (``timed_out: true``).
+        """
+        try:
+            result: dict[str, Any] = self.get(f"/_cluster/health?{query}")
+        except urllib.error.HTTPError as e:
+            if e.code != 408:
+                raise
+            result = json.loads(e.read())
         return result
 
     def __enter__(self) -> EsCluster:
