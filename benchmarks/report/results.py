@@ -11,6 +11,7 @@ from benchmarks.report.schema import Baseline, ModesDoc, NeverHurtsDoc, RecallDo
 from benchmarks.report.schema_api import ApiDoc
 from benchmarks.report.schema_llm import LlmDoc
 from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
+from benchmarks.report.throughput import ThroughputDoc
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Results:
     store: StoreDoc | None = None
     retrieval: RetrievalDoc | None = None
     ingest: IngestDoc | None = None
+    throughput: ThroughputDoc | None = None  # N worker processes behind one HTTP embedder
     cost: CostDoc | None = None
     sweep: SweepDoc | None = None
     api: ApiDoc | None = None
@@ -53,6 +55,7 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         store=cast(StoreDoc | None, doc("store_bench")),
         retrieval=cast(RetrievalDoc | None, doc("retrieval_bench")),
         ingest=cast(IngestDoc | None, doc("ingest_bench")),
+        throughput=cast(ThroughputDoc | None, doc("throughput_bench")),
         cost=cast(CostDoc | None, doc("cost_bench")),
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
         api=cast(ApiDoc | None, doc("api_bench")),
