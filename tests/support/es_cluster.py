@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -107,6 +108,17 @@ class EsCluster:
             result = json.loads(e.read())
         return result
 
+    def tails(self, lines: int = 40) -> str:
+        """The last lines of every node's log, labelled."""
+        out = []
+        for i in range(self.nodes):
+            try:
+                text = (self.node_dir(i) / "node.log").read_text(errors="replace")
+            except OSError as e:
+                text = f"(no log: {e})"
+            out.append(f"----- node {i} -----\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(out)
+
     def __enter__(self) -> EsCluster:
         try:
             return self.up()
@@ -120,4 +132,7 @@ class EsCluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is not None:
+            print(f"\n===== Elasticsearch node logs ({exc_type.__name__}) =====", file=sys.stderr)
+            print(self.tails(), file=sys.stderr)
         self.down()
