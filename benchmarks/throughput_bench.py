@@ -61,12 +61,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-max-turns", type=int, default=20)
     p.add_argument("--embed-threads", type=int, default=2, help="OpenMP threads of the server")
     p.add_argument("--timeout", type=float, default=600.0, help="per run")
-    p.add_argument("--quick", action="store_true", help="30 users x 20 turns")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="passes over the worker counts, alternately forward and backward (1,2,4,4,2,1), "
+        "so a neighbour's load that changes during the run does not favour one count",
+    )
+    p.add_argument("--quick", action="store_true", help="30 users x 20 turns, one round")
     common.add_es_args(p)
     args = p.parse_args(argv)
     if args.quick:
-        args.users = 30
+        args.users, args.rounds = 30, 1
     return args
+
+
+def order(counts: Sequence[int], rounds: int) -> list[int]:
+    """The worker counts of every round, odd rounds reversed: 1,2,4,4,2,1 for two rounds."""
+    return [n for r in range(rounds) for n in (counts if r % 2 == 0 else counts[::-1])]
+
+
+def combine(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row per worker count: the mean of its rounds, and each round's turns/s."""
+    out = dict(samples[0])
+    for key in ("push_s", "drain_s", "embedder_cores", "workers_cores", "machine_cores_busy"):
+        out[key] = round(sum(s[key] for s in samples) / len(samples), 2)
+    out["turns_per_s"] = round(out["turns"] / out["drain_s"], 1)  # turns per round / mean drain
+    out["rounds"] = [s["turns_per_s"] for s in samples]
+    return out
 
 
 def free_port() -> int:
@@ -133,19 +155,19 @@ def stored(settings: Settings, users: Sequence[str]) -> int:
 
 
 def run(
-    args: argparse.Namespace, workers: int, root: Path, redis: str, embed: Any
+    args: argparse.Namespace, workers: int, root: Path, redis: str, embed: Any, seq: int
 ) -> dict[str, Any]:
     """One measurement with ``workers`` worker processes."""
     proc, embed_url = embed
-    data = root / f"workers-{workers}"
+    data = root / f"run-{seq}-workers-{workers}"
     shutil.rmtree(data, ignore_errors=True)
-    settings = settings_for(args, data, fresh_db_url(redis), embed_url, workers)
+    settings = settings_for(args, data, fresh_db_url(redis), embed_url, seq)
     with Cluster(settings, data / "procs") as cluster, MemoryClient(settings) as client:
         procs = [cluster.worker(f"w{i}", concurrency=1) for i in range(workers)]
         cluster.beat()
         client.add_turns("warmup", [{"role": "user", "content": "warm-up"}])
         wait_until(lambda: client.services.store.count("warmup") == 1, 180, "the warm-up turn")
-        users = [f"u{workers}-{i:03d}" for i in range(args.users)]
+        users = [f"u{seq}-{i:03d}" for i in range(args.users)]
         total = len(users) * args.turns_per_user
         worker_pids = [p for w in procs for p in w.group_pids()]
         cpu_w0, cpu_e0 = cpu_s(worker_pids), cpu_s([proc.pid])
@@ -181,7 +203,7 @@ def run(
         "machine_cores_busy": round(min(busy / wall, cores), 2),
         "cores": cores,
     }
-    common.progress(f"{workers} worker(s): {out}")
+    common.progress(f"run {seq}, {workers} worker(s): {out}")
     return out
 
 
@@ -195,7 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis = start_redis(root / "redis")
         embedder = start_embedder(args.embed_threads, root / "embed_server.log")
         try:
-            runs = [run(args, n, root, redis.url, embedder) for n in counts]
+            samples = [
+                run(args, n, root, redis.url, embedder, seq)
+                for seq, n in enumerate(order(counts, args.rounds))
+            ]
+            runs = [combine([s for s in samples if s["workers"] == n]) for n in counts]
         finally:
             embedder[0].terminate()
             embedder[0].wait(timeout=30)
@@ -203,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = {
         "workers": counts,
         "users": args.users,
+        "rounds": args.rounds,
         "turns_per_user": args.turns_per_user,
         "batch_max_turns": args.batch_max_turns,
         "embed_threads": args.embed_threads,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from benchmarks.report.markdown import provenance, table
 from benchmarks.report.schema import Envelope
@@ -23,6 +23,7 @@ HEADER = [
     "seconds",
     "turns/s",
     "speed-up vs 1",
+    "turns/s per round",
     "embedder cores",
     "embedder CPU ms per turn",
     "workers cores",
@@ -43,6 +44,7 @@ class ThroughputRun(TypedDict):
     workers_cores: float
     machine_cores_busy: float
     cores: int
+    rounds: NotRequired[list[float]]  # turns/s of each round (the row holds their means)
 
 
 class ThroughputParams(TypedDict):
@@ -50,6 +52,7 @@ class ThroughputParams(TypedDict):
 
     workers: list[int]
     users: int
+    rounds: NotRequired[int]
     turns_per_user: int
     batch_max_turns: int
     embed_threads: int
@@ -80,7 +83,7 @@ def throughput_section(doc: ThroughputDoc) -> list[str]:
         f"{p['batch_max_turns']}, store {p['store']}. Each worker process runs one task at a "
         f"time; embeddings come from {p['embedder']}, one inference at a time on "
         f"{p['embed_threads']} OpenMP threads, in a process of its own. Cores = CPU seconds / "
-        "wall seconds of the drain.",
+        "wall seconds of the drain." + _rounds(p),
         "",
         "![turns/s against worker processes](img/throughput.png)",
         "",
@@ -96,6 +99,7 @@ def throughput_section(doc: ThroughputDoc) -> list[str]:
                 r["drain_s"],
                 r["turns_per_s"],
                 f"{r['turns_per_s'] / base:.2f}x" if base else None,
+                ", ".join(str(x) for x in r.get("rounds", [])) or None,
                 r["embedder_cores"],
                 embed_ms_per_turn(r),
                 r["workers_cores"],
@@ -108,6 +112,17 @@ def throughput_section(doc: ThroughputDoc) -> list[str]:
     return out
 
 
+def _rounds(p: ThroughputParams) -> str:
+    n = p.get("rounds", 1)
+    if n < 2:
+        return ""
+    return (
+        f" Each count ran {n} times, the order reversed every round (1, 2, 4, 4, 2, 1), so a "
+        "neighbour's load that changes during the benchmark does not favour one count; a row "
+        "is the mean of its rounds."
+    )
+
+
 def embed_ms_per_turn(r: ThroughputRun) -> float:
     """The embedder's CPU time per stored turn, in milliseconds."""
     return round(1000 * r["embedder_cores"] * r["drain_s"] / r["turns"], 1) if r["turns"] else 0.0
@@ -115,6 +130,15 @@ def embed_ms_per_turn(r: ThroughputRun) -> float:
 
 def throughput_bend(runs: list[ThroughputRun], embed_threads: int) -> str:
     """Where the curve flattens and why, from the recorded CPU figures."""
+    steps = ", ".join(
+        f"{a['workers']} to {b['workers']} x{b['turns_per_s'] / a['turns_per_s']:.2f}"
+        for a, b in itertools.pairwise(runs)
+        if a["turns_per_s"]
+    )
+    return (f"Gain per step: {steps}. " if steps else "") + _bend(runs, embed_threads)
+
+
+def _bend(runs: list[ThroughputRun], embed_threads: int) -> str:
     for a, b in itertools.pairwise(runs):
         gain = b["turns_per_s"] / a["turns_per_s"] if a["turns_per_s"] else 0.0
         ideal = b["workers"] / a["workers"]
@@ -122,7 +146,9 @@ def throughput_bend(runs: list[ThroughputRun], embed_threads: int) -> str:
             continue
         head = (
             f"The curve flattens after {a['workers']} worker process(es): "
-            f"{a['workers']} to {b['workers']} gained {gain:.2f}x (ideal {ideal:.0f}x). "
+            f"{a['workers']} to {b['workers']} gained {gain:.2f}x (ideal {ideal:.0f}x); with "
+            f"{a['workers']} the embedder already used {a['embedder_cores']} of "
+            f"{a['cores']} cores. "
         )
         return head + _why(b, embed_threads)
     if not runs:
@@ -153,10 +179,10 @@ def _why(r: ThroughputRun, embed_threads: int) -> str:
         )
     if busy >= SATURATED * cores:
         return (
-            f"{figures} The cores are saturated: every extra worker takes CPU from the embedder "
-            "it waits on (the embedder and the workers compete for the same cores), so more "
-            "workers add queueing, not turns; more throughput needs more cores or a faster "
-            "embedder, not more workers."
+            f"{figures} The cores are saturated: the embedder holds most of them, and the "
+            "workers, Redis, the store and any neighbour share the rest with it, so another "
+            "worker only queues one more batch at the embedder; more throughput needs more "
+            "cores (or an embedder on other hosts) or a cheaper embedding, not more workers."
         )
     if emb >= 0.8 * embed_threads:
         return (
