@@ -54,6 +54,7 @@ class StoreSettings(Section):
 
     backend: StoreBackend = StoreBackend.SQLITE
     sqlite_path: str | None = None
+    # One URL, or several nodes of one cluster separated by commas (the client fails over).
     es_url: str = "http://127.0.0.1:9200"
     es_index: str = Field("memlane-memories", pattern=r"^[a-z0-9][a-z0-9_.-]{0,200}$")
     es_username: str | None = None

@@ -25,6 +25,7 @@ from benchmarks.report.results import Results, load_results
 from benchmarks.report.retrieval import retrieval_section
 from benchmarks.report.scaling import scaling_section
 from benchmarks.report.store import store_section
+from benchmarks.report.throughput import throughput_section
 
 D = TypeVar("D")
 
@@ -70,6 +71,7 @@ def render(r: Results) -> str:
         benchmark_section(r.retrieval, retrieval_section, "retrieval_bench"),
         benchmark_section(r.ingest, ingest_section, "ingest_bench"),
         benchmark_section(r.drain, drain_section, "drain_bench"),
+        benchmark_section(r.throughput, throughput_section, "throughput_bench"),
         benchmark_section(r.api, api_section, "api_bench"),
         cost_section(r.cost, r.sweep),
         llm_section(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from benchmarks.report.results import Results
 from benchmarks.report.schema import Anchor25, ModesDoc, Recall25, RecallDoc
 from benchmarks.report.schema_system import StoreDoc, SweepDoc
+from benchmarks.report.throughput import throughput_plot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -33,6 +34,8 @@ def write_plots(r: Results, img_dir: Path) -> list[Path]:
         written.append(save(recall_modes(r.modes), img_dir / "recall_modes.png"))
     if r.sweep:
         written.append(save(cost_sweep(r.sweep), img_dir / "cost_sweep.png"))
+    if r.throughput and r.throughput["results"]["runs"]:
+        written.append(save(throughput_plot(r.throughput), img_dir / "throughput.png"))
     return written
 
 

@@ -12,6 +12,7 @@ from benchmarks.report.schema import Baseline, ModesDoc, NeverHurtsDoc, RecallDo
 from benchmarks.report.schema_api import ApiDoc
 from benchmarks.report.schema_llm import LlmDoc
 from benchmarks.report.schema_system import CostDoc, IngestDoc, RetrievalDoc, StoreDoc, SweepDoc
+from benchmarks.report.throughput import ThroughputDoc
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Results:
     retrieval: RetrievalDoc | None = None
     ingest: IngestDoc | None = None
     drain: DrainDoc | None = None
+    throughput: ThroughputDoc | None = None  # N worker processes behind one HTTP embedder
     cost: CostDoc | None = None
     sweep: SweepDoc | None = None
     api: ApiDoc | None = None
@@ -56,6 +58,7 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         retrieval=cast(RetrievalDoc | None, doc("retrieval_bench")),
         ingest=cast(IngestDoc | None, doc("ingest_bench")),
         drain=cast(DrainDoc | None, doc("drain_bench")),
+        throughput=cast(ThroughputDoc | None, doc("throughput_bench")),
         cost=cast(CostDoc | None, doc("cost_bench")),
         sweep=cast(SweepDoc | None, doc("cost_sweep")),
         api=cast(ApiDoc | None, doc("api_bench")),

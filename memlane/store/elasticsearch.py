@@ -83,7 +83,10 @@ def _client(settings: Settings) -> Elasticsearch:
     auth = None
     if store.es_username and store.password is not None:
         auth = (store.es_username, store.password.get_secret_value())
-    return Elasticsearch(store.es_url, basic_auth=auth, request_timeout=store.es_timeout_s)
+    # A comma-separated list names several nodes of one cluster: the client spreads requests over
+    # them and retries a request on another node when one is down (tests/fault/test_scale_drill).
+    hosts = [url.strip() for url in store.es_url.split(",") if url.strip()]
+    return Elasticsearch(hosts, basic_auth=auth, request_timeout=store.es_timeout_s)
 
 
 class ElasticsearchStore:

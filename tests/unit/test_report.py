@@ -74,6 +74,7 @@ SECTIONS = [
     "## End-to-end retrieve latency",
     "## Ingestion",
     "## Per-user drain",
+    "## Throughput with N worker processes",
     "## HTTP API",
     "## LLM cost of consolidation",
     "### Calls and tokens per 1,000 turns against batch size",
@@ -82,11 +83,18 @@ SECTIONS = [
     "## Regression guard",
     "## Anchors",
 ]
-PLOTS = ["store_latency", "recall_locomo", "recall_madial", "recall_modes", "cost_sweep"]
+PLOTS = [
+    "store_latency",
+    "recall_locomo",
+    "recall_madial",
+    "recall_modes",
+    "cost_sweep",
+    "throughput",
+]
 
 
 def test_committed_results_give_every_section_and_plot(tmp_path: Path) -> None:
-    """`python -m benchmarks.report --out DIR` writes every section and the five plots."""
+    """`python -m benchmarks.report --out DIR` writes every section and the six plots."""
     assert main(["--results", str(RESULTS), "--out", str(tmp_path)]) == 0
     text = (tmp_path / "PERFORMANCE.md").read_text(encoding="utf-8")
     lines = text.splitlines()

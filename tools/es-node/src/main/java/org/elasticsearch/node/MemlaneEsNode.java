@@ -10,6 +10,12 @@
  *   homeDir   fresh directory; config/, data/ and logs/ are created inside it (env ES_HOME_DIR, required)
  *   portFile  file that receives the bound HTTP port once HTTP is up (env ES_PORT_FILE; default homeDir/http.port)
  * Env: ES_CLUSTER_NAME (default memlane-test), ES_NODE_NAME (default memlane-node).
+ * Multi-node (all optional; without ES_SEED_HOSTS the node runs with discovery.type=single-node):
+ *   ES_SEED_HOSTS           comma-separated transport addresses to join ("" for the first master)
+ *   ES_INITIAL_MASTER_NODES comma-separated node names that bootstrap the cluster (first start)
+ *   ES_NODE_ROLES           comma-separated node.roles (default: every role)
+ *   ES_TRANSPORT_PORT       transport port (default 0: the OS picks one); the bound port is
+ *                           written next to the port file, as transport.port
  */
 package org.elasticsearch.node;
 
@@ -40,6 +46,7 @@ import org.elasticsearch.plugins.Plugin;
 import org.elasticsearch.plugins.PluginDescriptor;
 import org.elasticsearch.plugins.PluginsLoader;
 import org.elasticsearch.plugins.PluginsService;
+import org.elasticsearch.transport.TransportService;
 import org.elasticsearch.transport.netty4.Netty4Plugin;
 
 import java.io.PrintStream;
@@ -191,6 +198,22 @@ public class MemlaneEsNode extends Node {
         }
     }
 
+    private static List<String> csv(String value) {
+        List<String> out = new ArrayList<>();
+        for (String part : value.split(",")) {
+            if (part.isBlank() == false) {
+                out.add(part.trim());
+            }
+        }
+        return out;
+    }
+
+    private static void writeAtomically(Path file, String text) throws java.io.IOException {
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.writeString(tmp, text, StandardCharsets.UTF_8);
+        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
     private static String arg(String[] args, int i, String env) {
         String v = args.length > i ? args[i] : System.getenv(env);
         return v == null ? "" : v.trim();
@@ -231,20 +254,36 @@ public class MemlaneEsNode extends Node {
             StandardCharsets.UTF_8
         );
 
-        Settings settings = Settings.builder()
+        String seedHosts = System.getenv("ES_SEED_HOSTS");
+        String transportPort = System.getenv().getOrDefault("ES_TRANSPORT_PORT", "0").trim();
+        Settings.Builder builder = Settings.builder()
             .put("path.home", home.toString())
             .put("path.data", home.resolve("data").toString())
             .put("path.logs", home.resolve("logs").toString())
             .put("cluster.name", clusterName)
             .put("node.name", nodeName)
-            .put("discovery.type", "single-node")
             .put("network.host", "127.0.0.1")
             .put("http.port", portArg.isEmpty() ? "0" : portArg)
-            .put("transport.port", "0")
+            .put("transport.port", transportPort.isEmpty() ? "0" : transportPort)
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
             .put("action.destructive_requires_name", false)
-            .put("bootstrap.memory_lock", false)
-            .build();
+            .put("bootstrap.memory_lock", false);
+        if (seedHosts == null) {
+            builder.put("discovery.type", "single-node");
+        } else {
+            // An explicit (possibly empty) seed list: never probe the default localhost:9300-9305,
+            // where another test cluster may be listening.
+            builder.putList("discovery.seed_hosts", csv(seedHosts));
+            String masters = System.getenv("ES_INITIAL_MASTER_NODES");
+            if (masters != null && masters.isBlank() == false) {
+                builder.putList("cluster.initial_master_nodes", csv(masters));
+            }
+            String roles = System.getenv("ES_NODE_ROLES");
+            if (roles != null && roles.isBlank() == false) {
+                builder.putList("node.roles", csv(roles));
+            }
+        }
+        Settings settings = builder.build();
 
         LogConfigurator.registerErrorListener();
         LogConfigurator.setClusterName(clusterName);
@@ -276,9 +315,9 @@ public class MemlaneEsNode extends Node {
         try {
             node.start();
             int port = node.injector().getInstance(HttpServerTransport.class).boundAddress().publishAddress().getPort();
-            Path tmp = portFile.resolveSibling(portFile.getFileName() + ".tmp");
-            Files.writeString(tmp, port + "\n", StandardCharsets.UTF_8);
-            Files.move(tmp, portFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            int tport = node.injector().getInstance(TransportService.class).boundAddress().publishAddress().getPort();
+            writeAtomically(portFile.resolveSibling("transport.port"), tport + "\n");
+            writeAtomically(portFile, port + "\n");
             out.println("ES_HTTP_PORT=" + port);
             out.flush();
         } catch (Throwable t) {
