@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from benchmarks import common
+from benchmarks.ingest_bench import SENTENCES
 from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.store import build_store
@@ -40,14 +41,6 @@ from tests.support.services import start_redis
 from tests.support.worker_proc import Cluster, fresh_db_url, wait_until, worker_settings_overrides
 
 NAME = "throughput_bench"
-SENTENCES = [
-    "I just got back from a hiking trip in the mountains with my sister.",
-    "我下周要去杭州出差，顺便看看西湖。",
-    "My new job as a nurse starts on Monday, I'm a bit nervous.",
-    "昨天和朋友一起吃了火锅，太辣了。",
-    "Can you remind me what book I said I wanted to read next?",
-    "我最近在学吉他，每天练习半个小时。",
-]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

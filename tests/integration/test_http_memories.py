@@ -12,9 +12,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from memlane import Settings, load_settings
-from tests.support.api_proc import ApiServer, create_key
-from tests.support.services import EsService, RedisService, delete_indices
+from memlane import Settings
+from tests.support.api_proc import ApiServer, backend_settings, create_key
+from tests.support.services import RedisService
 
 pytestmark = [pytest.mark.redis]
 
@@ -27,23 +27,11 @@ def backend(
 ) -> Iterator[tuple[ApiServer, Settings]]:
     """A server on each backend, with its own key prefix (and index)."""
     tmp = tmp_path_factory.mktemp(f"mem-{request.param}")
-    store: dict[str, Any] = {"backend": request.param, "es_refresh_interval": "50ms"}
-    index = f"memlane-test-{uuid.uuid4().hex[:12]}"
-    es: EsService | None = None
-    if request.param == "elasticsearch":
-        es = request.getfixturevalue("es_service")
-        store.update(es_url=es.url, es_index=index)
-    settings = load_settings(
-        environ={},
-        data_dir=str(tmp / "data"),
-        timezone="Asia/Shanghai",
-        redis={"url": redis_service.url, "key_prefix": f"t{uuid.uuid4().hex[:12]}"},
-        store=store,
-    )
-    with ApiServer(settings, tmp / "serve.log") as server:
+    with (
+        backend_settings(request, tmp, redis_service.url) as settings,
+        ApiServer(settings, tmp / "serve.log") as server,
+    ):
         yield server, settings
-    if es is not None:
-        delete_indices(es.url, index)
 
 
 @pytest.fixture

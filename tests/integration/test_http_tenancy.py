@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memlane import MemoryClient, load_settings
+from memlane import MemoryClient, Settings
 from memlane.buffer.usage import UsageRecorder
 from memlane.ids import batch_id
 from memlane.llm.chat import Usage
-from tests.support.api_proc import ApiServer, create_key
-from tests.support.services import RedisService, delete_indices
+from tests.support.api_proc import ApiServer, backend_settings, create_key
+from tests.support.services import RedisService
 
 pytestmark = [pytest.mark.redis]
 B_USERS = ["alice", "bob", "@b/alice", "@a/alice", "a/../b", "Ünï/çødé"]
@@ -43,17 +43,11 @@ def world(
     """A server on each backend; keys of tenants a and b and an admin key; b's turns and
     memories in place."""
     tmp = tmp_path_factory.mktemp("tenancy")
-    store: dict[str, Any] = {"backend": request.param, "es_refresh_interval": "50ms"}
-    index = f"memlane-test-{uuid.uuid4().hex[:12]}"
-    if request.param == "elasticsearch":
-        store.update(es_url=request.getfixturevalue("es_service").url, es_index=index)
-    settings = load_settings(
-        environ={},
-        data_dir=str(tmp / "data"),
-        timezone="Asia/Shanghai",
-        redis={"url": redis_service.url, "key_prefix": f"t{uuid.uuid4().hex[:12]}"},
-        store=store,
-    )
+    with backend_settings(request, tmp, redis_service.url) as settings:
+        yield from _world(settings, tmp)
+
+
+def _world(settings: Settings, tmp: Path) -> Iterator[dict[str, Any]]:
     keys = {t: create_key(settings, t, rate=10_000, burst=10_000) for t in ("a", "b")}
     keys["admin"] = create_key(settings, None, rate=10_000, burst=10_000)
     b_ids: list[str] = []
@@ -79,8 +73,6 @@ def world(
                 "stolen_export": stolen,
                 "b_batch": _b_work(b, local),
             }
-    if request.param == "elasticsearch":
-        delete_indices(store["es_url"], index)
 
 
 def _b_work(b: httpx.Client, local: MemoryClient) -> str:

@@ -19,13 +19,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from memlane import MemoryClient, Settings, load_settings
+from memlane import MemoryClient, Settings
 from memlane.buffer.usage import UsageRecorder
 from memlane.ids import batch_id, raw_memory_id
 from memlane.llm.chat import Usage
-from tests.support.api_proc import ApiServer, create_key
+from tests.support.api_proc import ApiServer, backend_settings, create_key
 from tests.support.http_stub import RefusingEndpoint
-from tests.support.services import EsService, RedisService, delete_indices
+from tests.support.services import RedisService
 from tests.support.worker_proc import (
     Cluster,
     flush_db,
@@ -47,25 +47,10 @@ def world(
 ) -> Iterator[dict[str, Any]]:
     """A server on each backend, and a local client on the same Redis and store."""
     tmp = tmp_path_factory.mktemp(f"work-{request.param}")
-    store: dict[str, Any] = {"backend": request.param, "es_refresh_interval": "50ms"}
-    index = f"memlane-test-{uuid.uuid4().hex[:12]}"
-    es: EsService | None = None
-    if request.param == "elasticsearch":
-        es = request.getfixturevalue("es_service")
-        store.update(es_url=es.url, es_index=index)
-    settings = load_settings(
-        environ={},
-        data_dir=str(tmp / "data"),
-        timezone="Asia/Shanghai",
-        redis={"url": redis_service.url, "key_prefix": f"t{uuid.uuid4().hex[:12]}"},
-        store=store,
-        rerank={"api_key": SECRET},
-    )
-    serve = ApiServer(settings, tmp / "serve.log", extra={"rerank__api_key": SECRET})
-    with serve as server, MemoryClient(settings) as local:
-        yield {"server": server, "settings": settings, "local": local}
-    if es is not None:
-        delete_indices(es.url, index)
+    with backend_settings(request, tmp, redis_service.url, rerank={"api_key": SECRET}) as settings:
+        serve = ApiServer(settings, tmp / "serve.log", extra={"rerank__api_key": SECRET})
+        with serve as server, MemoryClient(settings) as local:
+            yield {"server": server, "settings": settings, "local": local}
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,30 @@ class ApiServer:
         if exc_type is not None:
             print(f"\n===== memlane serve log =====\n{self.tail(120)}", file=sys.stderr)
         self.stop()
+
+
+@contextlib.contextmanager
+def backend_settings(
+    request: Any, tmp: Path, redis_url: str, **overrides: Any
+) -> Iterator[Settings]:
+    """Settings of a service on ``request.param``'s store ("sqlite" or "elasticsearch": then a
+    fresh index, deleted afterwards), with its own Redis key prefix, in Asia/Shanghai."""
+    from memlane.config import load_settings
+    from tests.support.services import delete_indices
+
+    store: dict[str, Any] = {"backend": request.param, "es_refresh_interval": "50ms"}
+    index = f"memlane-test-{uuid.uuid4().hex[:12]}"
+    if request.param == "elasticsearch":
+        store.update(es_url=request.getfixturevalue("es_service").url, es_index=index)
+    try:
+        yield load_settings(
+            environ={},
+            data_dir=str(tmp / "data"),
+            timezone="Asia/Shanghai",
+            redis={"url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:12]}"},
+            store=store,
+            **overrides,
+        )
+    finally:
+        if request.param == "elasticsearch":
+            delete_indices(store["es_url"], index)
