@@ -124,7 +124,7 @@ class Supervisor:
         """The start-up summary: what runs and where, in one log line (secrets redacted)."""
         s = self.settings
         sqlite = s.store.backend is StoreBackend.SQLITE
-        return {
+        summary = {
             "data_dir": str(self.data_path),
             "redis": self.redis_url.split("?")[0],
             "store": f"sqlite {s.sqlite_file}" if sqlite else f"elasticsearch {s.store.es_url}",
@@ -140,6 +140,7 @@ class Supervisor:
             "log": f"{s.log.format.value} {s.log.level}",
             "pids": self.pids(),
         }
+        return {k: v for k, v in summary.items() if v is not None}  # e.g. no API, no metrics
 
     def _metrics_ports(self) -> dict[str, int] | None:
         """Where each worker serves its metrics, when ``metrics.worker_port`` is set."""

@@ -58,6 +58,7 @@ def test_an_idle_up_prints_a_summary_and_under_twenty_lines_in_one_format(tmp_pa
         summary = next(line for line in lines if "memlane_up" in line)
         for field in ("redis=unix://", "store='sqlite ", "workers=", "control", "log='console"):
             assert field in summary, summary
+        assert "=None" not in summary, summary  # what is not configured is left out
         assert not any("memlane.dispatch" in line for line in lines)
         _dispatch_still_runs(data)
     finally:
