@@ -8,10 +8,11 @@ ES := bash tools/es-node/es-node.sh
 
 .PHONY: venv demo test test-fast lint format es-up es-down bench bench-guard bench-llm clean
 
+# The otel extra too: tests/integration/test_tracing.py exercises optional tracing.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -e '.[dev,bench,otel]'
 	touch $(STAMP)
 
 venv: $(STAMP)
