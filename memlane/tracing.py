@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from memlane.config_sections import TracingSettings
+from memlane.errors import ConfigError
 
 _state: dict[str, Any] = {}  # the tracer once configured (one per process, like the metrics)
 TRACEPARENT = "traceparent"
@@ -31,18 +32,28 @@ def configure_tracing(settings: TracingSettings, service: str) -> bool:
     """Install a tracer provider for this process when tracing is enabled; True if it is."""
     if not settings.enabled:
         return False
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SimpleSpanProcessor,
-    )
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SimpleSpanProcessor,
+        )
+    except ImportError as e:
+        raise ConfigError(
+            "tracing.enabled needs the otel extra: pip install 'memlane[otel]'"
+        ) from e
 
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     processor: SpanProcessor
     if settings.otlp_endpoint:
-        otlp = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+        try:
+            otlp = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+        except ImportError as e:
+            raise ConfigError(
+                "tracing.otlp_endpoint needs opentelemetry-exporter-otlp-proto-http installed"
+            ) from e
         processor = BatchSpanProcessor(otlp.OTLPSpanExporter(endpoint=settings.otlp_endpoint))
     else:  # one JSON object a line, appended to a file (or stderr): for a look, not production
         out = open(settings.console_path, "a", encoding="utf-8") if settings.console_path else None  # noqa: SIM115
