@@ -70,9 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     levels = common.parse_csv_ints(args.clients)
     with tempfile.TemporaryDirectory(prefix="memlane-api-bench-") as tmp:
         settings = bench_settings("sqlite", Path(tmp), service={"rate_per_s": 1e6})
-        with MemoryClient(settings) as client:
-            results = measure(client, settings, args, levels)
-        shutdown_embedded()
+        try:
+            with MemoryClient(settings) as client:
+                results = measure(client, settings, args, levels)
+        finally:
+            shutdown_embedded()  # a failed run must not leave its redis-server behind
     results["loadavg_at_start"] = load_at_start
     results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     params = {k: getattr(args, k) for k in ("pushes", "searches", "batch", "batched_turns")}
