@@ -35,7 +35,7 @@ from benchmarks.corpus import bench_settings, memory_texts, query_texts
 from benchmarks.http_load import Run, http_run, thread_run
 from memlane import MemoryClient, Settings
 from memlane.buffer.connection import shutdown_embedded
-from memlane.llm.embeddings import short_spin_openmp
+from memlane.llm.openmp import short_spin_openmp
 from service.apikeys import KeyStore
 
 NAME = "api_bench"

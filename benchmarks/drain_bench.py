@@ -5,11 +5,14 @@
   directory. One user's backlog of ``--turns`` turns (an imported history: sessions of 50
   turns, 30 s apart, pushed in chunks of 100) is pushed first; the clock starts when the push
   ends and stops when every turn's raw memory is in the store. Measured for each worker shape
-  of ``--shapes`` (processes x OpenMP threads per process): one user is one lease, so only one
-  process works on it at a time, and only its threads count.
+  of ``--shapes``: ``PxT`` is P processes embedding with T OpenMP threads each, borrowing
+  idle cores up to the default ``embedding.worker_max_threads``; ``PxT/M`` borrows up to M
+  threads (``/T`` turns borrowing off: the shape before it existed). One user is one lease,
+  so only one process works on it at a time, and only its threads count.
 * **Where the time goes**: the same consolidation run in-process (``consolidate_user``, one
-  lease, the default batch size) with the embedder's time measured apart from the rest (the
-  buffer reads and commits, the SQLite writes, the lease checks).
+  lease, the default batch size, one task holding its core and borrowing the idle ones as a
+  worker does) with the embedder's time measured apart from the rest (the buffer reads and
+  commits, the SQLite writes, the lease checks).
 
 Each run records the machine's busy cores and load average next to its figures: the embedder
 is CPU-bound, so a figure taken next to other busy processes is lower than on an idle host.
@@ -23,6 +26,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,8 +52,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--turns", type=int, default=2000, help="the user's backlog")
     p.add_argument(
         "--shapes",
-        default="2x1,1x2",
-        help="worker shapes, processes x threads (2x1 is the default of memlane up)",
+        default="2x1,2x1/1",
+        help="worker shapes, processes x threads[/most threads] (2x1 is memlane up's default)",
     )
     p.add_argument("--profile-turns", type=int, default=400, help="turns of the in-process run")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
@@ -58,14 +62,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def settings_for(data_dir: Path, redis_url: str | None, threads: int = 1) -> Settings:
+def settings_for(
+    data_dir: Path, redis_url: str | None, threads: int = 1, most: int | None = None
+) -> Settings:
+    embedding: dict[str, int] = {"worker_threads": threads}
+    if most is not None:
+        embedding["worker_max_threads"] = most
     return load_settings(
         environ={},
         data_dir=str(data_dir),
         redis={"url": redis_url},
-        embedding={"worker_threads": threads},
+        embedding=embedding,
         log={"level": "WARNING"},
     )
+
+
+def parse_shape(shape: str) -> tuple[int, int, int | None]:
+    """``PxT`` or ``PxT/M``: processes, threads, most threads (None: the default)."""
+    head, _, most = shape.partition("/")
+    procs, threads = (int(v) for v in head.split("x"))
+    return procs, threads, int(most) if most else None
 
 
 def history(n: int) -> list[dict[str, Any]]:
@@ -92,16 +108,28 @@ def drain_run(args: argparse.Namespace, root: Path, shape: str) -> dict[str, Any
     """One drain with ``shape`` (processes x threads) under a real supervisor."""
     from worker.supervisor import Supervisor
 
-    procs, threads = (int(v) for v in shape.split("x"))
-    data = root / f"drain-{shape}"
+    procs, threads, most = parse_shape(shape)
+    data = root / f"drain-{shape.replace('/', '-')}"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    env = {"MEMLANE_LOG__LEVEL": "WARNING", "MEMLANE_EMBEDDING__WORKER_THREADS": str(threads)}
-    sup = Supervisor(settings_for(data, None, threads), concurrency=procs, extra_env=env)
+    env = {
+        "MEMLANE_LOG__LEVEL": "WARNING",
+        "MEMLANE_EMBEDDING__WORKER_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),  # not this process's (the profile run set its own)
+    }
+    settings = settings_for(data, None, threads, most)
+    if most is not None:
+        env["MEMLANE_EMBEDDING__WORKER_MAX_THREADS"] = str(most)
+    sup = Supervisor(settings, concurrency=procs, extra_env=env)
     sup.start()
-    out: dict[str, Any] = {"shape": shape, "processes": procs, "threads": threads}
+    out: dict[str, Any] = {
+        "shape": shape,
+        "processes": procs,
+        "threads": threads,
+        "max_threads": settings.embedding.worker_max_threads,
+    }
     try:
-        settings = settings_for(data, sup.redis_url, threads)
+        settings = settings_for(data, sup.redis_url, threads, most)
         with MemoryClient(settings) as client:
             client.add_turns("warmup", [{"role": "user", "content": "warm up", "turn_id": "w0"}])
             out["warmup_s"] = round(wait_stored(settings, {"warmup": ["w0"]}, 180), 1)
@@ -160,15 +188,18 @@ class TimedEmbedder:
 
 def profile_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """The consolidation of ``--profile-turns`` turns in-process: embedding vs everything else."""
-    from memlane.llm.embeddings import configure_openmp
+    from memlane.llm.core_slots import borrow_idle_cores
+    from memlane.llm.openmp import configure_openmp
     from pipelines.consolidation.run import consolidate_user
     from pipelines.wiring import Wiring
 
-    configure_openmp(1)  # as in a worker process (embedding.worker_threads)
     data = root / "profile"
     data.mkdir(parents=True)
     url = embedded_redis_url(settings_for(data, None))
     settings = settings_for(data, url)
+    emb = settings.embedding
+    configure_openmp(emb.worker_threads)  # as in a worker process
+    policy = borrow_idle_cores(emb.worker_threads, emb.worker_max_threads)
     with MemoryClient(settings) as client:
         push(client, history(args.profile_turns))
     with Wiring(settings) as wiring:
@@ -182,7 +213,8 @@ def profile_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         batch = settings.batching.batch_max_turns
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
-        result = consolidate_user(ports, USER, token, batch, 5, max_batches=10_000)
+        with policy.task() if policy else nullcontext():
+            result = consolidate_user(ports, USER, token, batch, 5, max_batches=10_000)
         total = time.perf_counter() - t0
     shutdown_embedded()
     out = {
@@ -197,6 +229,8 @@ def profile_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "embed_ms_per_turn": round(1000 * timed.seconds / max(result.turns, 1), 1),
         "other_ms_per_turn": round(1000 * (total - timed.seconds) / max(result.turns, 1), 2),
         "load_average_at_start": round(load0, 1),
+        "threads": emb.worker_threads,
+        "max_threads": policy.most if policy else emb.worker_threads,
     }
     common.progress(f"profile: {out}")
     return out

@@ -36,7 +36,7 @@ READY_TIMEOUT_S = 180.0
 def run_load(store_path: Path, seed: int) -> None:
     """Consolidate synthetic batches forever (until terminated)."""
     from memlane.config import load_settings
-    from memlane.llm.embeddings import configure_openmp
+    from memlane.llm.openmp import configure_openmp
 
     settings = load_settings(
         environ={}, data_dir=str(store_path.parent), store={"sqlite_path": str(store_path)}

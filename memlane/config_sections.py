@@ -81,6 +81,10 @@ class EmbeddingSettings(Section):
     # busy workers, and 1 thread per worker leaves the cores to the bot (issue 14).
     threads: int = Field(2, ge=1, le=256)
     worker_threads: int = Field(1, ge=1, le=256)
+    # A worker embedding while other cores are idle (one user's backlog) borrows them, up to this
+    # many threads in all (memlane.llm.core_slots); busy workers share the cores again. At or
+    # below worker_threads, nothing is borrowed.
+    worker_max_threads: int = Field(4, ge=1, le=256)
     # Provider limits of a remote endpoint (base_url), shared by every process through Redis
     # (memlane.llm.limits): requests and tokens per minute, 0 or null = unlimited. max_batch is
     # the provider's cap on inputs per request (DashScope 10 or 25); requests are split to fit.

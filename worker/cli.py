@@ -14,7 +14,7 @@ from memlane.client import MemoryClient
 from memlane.config import Settings, load_settings
 from memlane.constants import ALL_QUEUES, QUEUE_CONSOLIDATE
 from memlane.errors import MemlaneError
-from memlane.llm.embeddings import configure_openmp
+from memlane.llm.openmp import configure_openmp
 from memlane.logging import configure_logging, get_logger
 from memlane.redaction import Redactor
 from worker.terminal import safe
@@ -182,12 +182,14 @@ def _run_process(args: argparse.Namespace, settings: Settings) -> int:
         return _replay(settings, args.batch, args.timeout)
     from tasks.app import wiring_of
     from worker.app import create_app
-    from worker.lifecycle import QuietScheduler, connect_worker_signals
+    from worker.lifecycle import QuietScheduler, connect_worker_signals, hold_a_core_per_task
 
     app = create_app(settings)
     if args.command == "worker":
         if QUEUE_CONSOLIDATE in args.queues.split(","):
             _log_mode(settings)  # once per consolidating worker, not by beat or a control worker
+            # One worker embedding alone (one user's backlog) borrows the idle cores.
+            hold_a_core_per_task(settings)
         connect_worker_signals(settings, wiring_of(app).worker_id)
         from worker.metrics import setup_worker_metrics, setup_worker_tracing
 

@@ -20,6 +20,7 @@ from memlane.buffer.connection import connect_redis
 from memlane.buffer.keys import Keys
 from memlane.config import Settings
 from memlane.errors import MemlaneError
+from memlane.llm.core_slots import borrow_idle_cores
 from memlane.logging import get_logger
 
 log = get_logger(__name__)
@@ -41,6 +42,28 @@ def connect_worker_signals(settings: Settings, worker_id: str) -> None:
             record_stop(settings, worker_id)
 
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
+
+
+def hold_a_core_per_task(settings: Settings) -> None:
+    """Let a consolidating worker borrow idle cores to embed, holding its own core per task.
+
+    Call in the worker's main process, before the pool: the policy is inherited by the pool
+    processes, where each task holds its core from ``task_prerun`` to ``task_postrun``
+    (:mod:`memlane.llm.core_slots`).
+    """
+    emb = settings.embedding
+    policy = borrow_idle_cores(emb.worker_threads, emb.worker_max_threads)
+    if policy is None or emb.base_url:
+        return
+
+    def on_prerun(**_: Any) -> None:
+        policy.begin_task()
+
+    def on_postrun(**_: Any) -> None:
+        policy.end_task()
+
+    signals.task_prerun.connect(on_prerun, weak=False)
+    signals.task_postrun.connect(on_postrun, weak=False)
 
 
 def record_stop(settings: Settings, worker_id: str) -> None:

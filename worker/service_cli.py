@@ -15,7 +15,7 @@ import redis
 from memlane import MemoryClient, Settings
 from memlane.constants import QUEUE_CONSOLIDATE, TASK_REPLAY
 from memlane.errors import RedisUnavailable
-from memlane.llm.embeddings import short_spin_openmp
+from memlane.llm.openmp import short_spin_openmp
 from memlane.redaction import Redactor
 from worker.terminal import safe
 

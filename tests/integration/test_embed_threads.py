@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memlane.llm.embeddings import SHORT_SPIN
+from memlane.llm.openmp import SHORT_SPIN
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """

@@ -616,11 +616,11 @@ def test_llm_section_puts_runs_side_by_side_and_names_missing_ones() -> None:
     assert llm_section([("llm_bench", "x", None)])[2] == "_No results for llm_bench yet._"
 
 
-def drain_doc(rates: list[float | None]) -> DrainDoc:
-    """A drain_bench document with one drain per rate (shapes 2x1, 1x2, ...)."""
+def drain_doc(rates: list[float | None], shapes: list[str] | None = None) -> DrainDoc:
+    """A drain_bench document with one drain per rate (shapes 2x1/1, 1x2, ... by default)."""
     runs: list[Any] = [
         {
-            "shape": f"{2 - i % 2}x{1 + i % 2}",
+            "shape": shapes[i] if shapes else f"{2 - i % 2}x{1 + i % 2}/{1 + i % 2}",
             "processes": 2 - i % 2,
             "threads": 1 + i % 2,
             "turns": 2000,
@@ -644,12 +644,18 @@ def drain_doc(rates: list[float | None]) -> DrainDoc:
 
 
 def test_drain_section_and_goal_take_the_best_shape_and_say_why_it_misses() -> None:
-    """The section lists each shape and the embedding share; the goal row judges the fastest
-    finished drain and, below 40 turns/s, names the embedder's CPU per turn as the reason."""
+    """The section lists each shape and the embedding share; without memlane up's default
+    shape the goal row judges the fastest finished drain and, below 40 turns/s, names the
+    embedder's CPU per turn as the reason."""
     text = "\n".join(drain_section(drain_doc([12.0, 18.5])))
     assert "## Per-user drain" in text and "embedding 97 %" in text
-    assert "| 2x1 | 2000 |" in text and "| 1x2 | 2000 |" in text
+    assert "| 2x1/1 | 1 | 2000 |" in text and "| 1x2/2 | 2 | 2000 |" in text
     (row,) = drain_goals(drain_doc([12.0, 18.5, None]))
     assert row.measured == 18.5 and "1x2" in row.what and "50.0 ms CPU per turn" in row.reason
     (met,) = drain_goals(drain_doc([45.0]))
     assert met.reason == "" and met.measured == 45.0
+
+
+def test_the_drain_goal_judges_memlane_ups_default_shape_not_the_fastest() -> None:
+    (row,) = drain_goals(drain_doc([38.0, 52.0], shapes=["2x1", "1x4/4"]))
+    assert row.measured == 38.0 and "(2x1)" in row.what and row.reason
