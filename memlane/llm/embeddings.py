@@ -102,15 +102,19 @@ class LocalEmbedder:
         ranges = token_chunks([n for _, n in fitted], budget, self._batch_size)
         chunks = [[t for t, _ in fitted[a:b]] for a, b in ranges]
         if policy is not None:
-            return self._side_by_side(model, chunks, policy)
+            sizes = [sum(n for _, n in fitted[a:b]) for a, b in ranges]
+            return self._side_by_side(model, chunks, sizes, policy)
         out: list[Vector] = []
         for chunk in chunks:
             with self._lock:
                 out.extend(model.passage(chunk).tolist())
         return out
 
-    def _side_by_side(self, model: Any, chunks: list[list[str]], policy: Borrowing) -> list[Vector]:
-        """Rounds of eight chunks per core this worker holds or could borrow, side by side."""
+    def _side_by_side(
+        self, model: Any, chunks: list[list[str]], sizes: list[int], policy: Borrowing
+    ) -> list[Vector]:
+        """Rounds of eight chunks per core this worker holds or could borrow, side by side,
+        the largest first (so the round does not end on one core)."""
         out: list[Vector] = []
         if self._pool is None:
             self._pool = ThreadPoolExecutor(min(policy.most, policy.slots.count), "embed")
@@ -124,7 +128,12 @@ class LocalEmbedder:
         while i < len(chunks):
             with policy.threads() as n:
                 batch = chunks[i : i + 8 * n]
-                done = [one(c) for c in batch] if n == 1 else self._pool.map(one, batch)
+                if n == 1:
+                    done = [one(c) for c in batch]
+                else:
+                    order = sorted(range(len(batch)), key=lambda j: -sizes[i + j])
+                    futures = {j: self._pool.submit(one, batch[j]) for j in order}
+                    done = [futures[j].result() for j in range(len(batch))]
                 for vectors in done:
                     out.extend(vectors)
             i += len(batch)
