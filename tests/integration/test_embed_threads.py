@@ -61,3 +61,45 @@ def test_the_users_environment_wins() -> None:
     got = probe(1, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="ACTIVE")
     assert (got["OMP_NUM_THREADS"], got["OMP_WAIT_POLICY"]) == ("2", "ACTIVE")
     assert got["GOMP_SPINCOUNT"] is None  # a wait policy of the user's own is not mixed with ours
+
+
+MANY_CALLERS = """
+import json, os, threading
+from memlane.config_sections import EmbeddingSettings
+from memlane.llm.embeddings import build_embedder
+emb = build_embedder(EmbeddingSettings(threads=2))
+emb.embed_query("warm up: the engine thread and its OpenMP team start here")
+before = len(os.listdir("/proc/self/task"))
+hold, done = threading.Event(), threading.Barrier(6)
+def caller(i):
+    emb.embed_query(f"question number {i} from a thread of its own")
+    emb.embed_passages([f"passage {i}", f"段落 {i}"])
+    done.wait()
+    hold.wait()
+threads = [threading.Thread(target=caller, args=(i,)) for i in range(5)]
+for t in threads: t.start()
+done.wait()
+during = len(os.listdir("/proc/self/task"))
+hold.set()
+for t in threads: t.join()
+print(json.dumps({"before": before, "during": during}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc")
+def test_every_caller_thread_shares_one_openmp_team() -> None:
+    """Five live caller threads add five OS threads, not five more OpenMP teams: the engine
+    runs on one thread, so the process never holds more OpenMP threads than it was given (with
+    more, libgomp stops spinning between regions and a query took 25 ms instead of 10)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", MANY_CALLERS],
+        env={**clean, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["during"] - got["before"] == 5
