@@ -134,9 +134,7 @@ def test_search_takes_every_retrieve_parameter_and_explains_each_result(
     assert expl["knn_rank"] == 1 and expl["bm25_rank"] == 1
     assert expl["fused"] > 0 and set(expl["boosts"]) >= {"importance", "recency"}
     # Server-Timing: retrieve's milliseconds within the handler's
-    timing = dict(
-        part.strip().split(";dur=") for part in r.headers["server-timing"].split(",")
-    )
+    timing = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
     assert 0 < float(timing["retrieve"]) <= float(timing["handler"])
 
 
