@@ -33,6 +33,7 @@ from typing import Any
 from benchmarks import common
 from benchmarks.corpus import bench_settings, memory_texts, query_texts
 from benchmarks.http_load import Run, http_run, thread_run
+from benchmarks.ingest_bench import tree_cpu_s
 from memlane import MemoryClient, Settings
 from memlane.buffer.connection import shutdown_embedded
 from memlane.llm.openmp import short_spin_openmp
@@ -99,7 +100,7 @@ def measure(
     try:
         queries = iter(query_texts(args.searches * len(levels) * 2 + 20))
         warm_up(client, port, key, queries)
-        rows = [level(client, port, key, n, args, queries) for n in levels]
+        rows = [level(client, server.pid, port, key, n, args, queries) for n in levels]
         batched = batched_push(port, key, args)
         rss = common.pid_rss_mib(server.pid)
     finally:
@@ -152,9 +153,19 @@ def warm_up(client: MemoryClient, port: int, key: str, queries: Any) -> None:
 
 
 def level(
-    client: MemoryClient, port: int, key: str, n: int, args: argparse.Namespace, queries: Any
+    client: MemoryClient,
+    server_pid: int,
+    port: int,
+    key: str,
+    n: int,
+    args: argparse.Namespace,
+    queries: Any,
 ) -> dict[str, Any]:
-    """Push and search, in-process and over HTTP, at ``n`` concurrent clients."""
+    """Push and search, in-process and over HTTP, at ``n`` concurrent clients.
+
+    Each search run also records its CPU per call: the benchmark process (with its embedded
+    redis-server) in-process; over HTTP the server's and the client side's apart.
+    """
     common.progress(f"{n} clients")
 
     def turn(i: int) -> list[dict[str, str]]:
@@ -169,19 +180,33 @@ def level(
     def search_job(i: int) -> tuple[str, str, Any]:
         return "POST", f"/v1/users/{SEARCH_USER}/search", {"query": http_q[i]}
 
+    me = os.getpid()
     runs = {
         "push_inproc": thread_run(
             n, args.pushes, lambda i: client.add_turns(f"p{n}-{i % 100}", turn(i))
         ),
         "push_http": http_run(HOST, port, key, n, args.pushes, push_job),
-        "search_inproc": thread_run(
-            n, args.searches, lambda i: client.retrieve(SEARCH_USER, local_q[i])
-        ),
-        "search_http": http_run(HOST, port, key, n, args.searches, search_job),
     }
+
+    def cpu() -> tuple[float, float]:
+        """(this side, the server): the server is a child of this process, so subtracted."""
+        server = tree_cpu_s(server_pid)
+        return tree_cpu_s(me) - server, server
+
+    c0, _ = cpu()
+    runs["search_inproc"] = thread_run(
+        n, args.searches, lambda i: client.retrieve(SEARCH_USER, local_q[i])
+    )
+    c1, s1 = cpu()
+    runs["search_http"] = http_run(HOST, port, key, n, args.searches, search_job)
+    c2, s2 = cpu()
     row: dict[str, Any] = {"clients": n}
     for name, run in runs.items():
         row[name] = stats(run)
+    per_call = 1000 / args.searches
+    row["search_inproc"]["cpu_ms_per_call"] = round((c1 - c0) * per_call, 2)
+    row["search_http"]["cpu_ms_per_call"] = round((s2 - s1 + c2 - c1) * per_call, 2)
+    row["search_http"]["server_cpu_ms_per_call"] = round((s2 - s1) * per_call, 2)
     row["errors"] = sum(len(r.errors) for r in runs.values())
     row["error_samples"] = [e for r in runs.values() for e in r.errors][:5]
     return row

@@ -12,6 +12,7 @@ HEADER = [
     "pushes/s HTTP",
     "search p50 ms (in-process / HTTP)",
     "search p95 ms (in-process / HTTP)",
+    "search CPU ms per call (in-process / HTTP: server + client)",
     "errors",
 ]
 
@@ -51,8 +52,35 @@ def level_row(lv: ApiLevel) -> list[object]:
         h["per_s"],
         f"{s['p50_ms']} / {q['p50_ms']}",
         f"{s['p95_ms']} / {q['p95_ms']}",
+        search_cpu(lv),
         lv["errors"],
     ]
+
+
+def search_cpu(lv: ApiLevel) -> str:
+    """CPU per search in-process, and over HTTP with the server's share apart."""
+    s, q = lv["search_inproc"], lv["search_http"]
+    if "cpu_ms_per_call" not in s or "cpu_ms_per_call" not in q:
+        return "not measured"
+    server = q.get("server_cpu_ms_per_call", 0.0)
+    return (
+        f"{s['cpu_ms_per_call']} / {q['cpu_ms_per_call']}: {server} + "
+        f"{round(q['cpu_ms_per_call'] - server, 2)}"
+    )
+
+
+def search_gap_reason(lv: ApiLevel, cores: int, busy: str) -> str:
+    """Why HTTP search is slower: its extra CPU per call, multiplied by the closed-loop queue."""
+    s, q = lv["search_inproc"], lv["search_http"]
+    if "cpu_ms_per_call" not in s or "cpu_ms_per_call" not in q:
+        return f"query embedding in the server competes with the clients; {busy}"
+    extra = round(q["cpu_ms_per_call"] - s["cpu_ms_per_call"], 2)
+    return (
+        f"a search costs {q['cpu_ms_per_call']} ms of CPU over HTTP against "
+        f"{s['cpu_ms_per_call']} in-process (+{extra}: HTTP parsing, auth, the thread hop, "
+        f"JSON, the client); with {lv['clients']} clients waiting on {cores} cores each call "
+        f"queues behind the others' extra too; {busy}"
+    )
 
 
 def api_goal_rows(doc: ApiDoc) -> list[tuple[str, str, object, str, str]]:
@@ -75,18 +103,18 @@ def api_goal_rows(doc: ApiDoc) -> list[tuple[str, str, object, str, str]]:
                 "" if met else f"closed-loop queueing in one server process; {busy}",
             )
         )
-    worst = max(
-        (lv["search_http"]["p95_ms"] - lv["search_inproc"]["p95_ms"] for lv in res["levels"]),
-        default=0.0,
-    )
+    gaps = [
+        (lv["search_http"]["p95_ms"] - lv["search_inproc"]["p95_ms"], lv) for lv in res["levels"]
+    ]
+    worst, at = max(gaps, key=lambda x: x[0], default=(0.0, None))
     met = worst <= g["search_p95_over_inproc_ms"]
     rows.append(
         (
             "HTTP search p95 over in-process p95 (worst level)",
             f"<= +{g['search_p95_over_inproc_ms']} ms",
-            f"+{worst:.1f} ms",
+            f"+{worst:.1f} ms" + (f" at {at['clients']} clients" if at else ""),
             mark(met),
-            "" if met else f"query embedding in the server competes with the clients; {busy}",
+            "" if met or at is None else search_gap_reason(at, cores, busy),
         )
     )
     tps = res["batched_push"]["turns_per_s"]

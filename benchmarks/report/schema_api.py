@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from benchmarks.report.schema import Envelope, Latency
 
 
 class Measured(Latency):
-    """Latency percentiles plus calls per second."""
+    """Latency percentiles plus calls per second (and, for searches, CPU per call)."""
 
     per_s: float
+    cpu_ms_per_call: NotRequired[float]
+    server_cpu_ms_per_call: NotRequired[float]
 
 
 class ApiLevel(TypedDict):

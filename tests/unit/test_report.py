@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.common import RESULTS
 from benchmarks.report import main, render
-from benchmarks.report.api import api_section
+from benchmarks.report.api import api_goal_rows, api_section
 from benchmarks.report.cost import cost_section
 from benchmarks.report.drain import DrainDoc, drain_goals, drain_section
 from benchmarks.report.goals import goals
@@ -583,9 +583,27 @@ def api_doc() -> ApiDoc:
 def test_api_section_puts_http_next_to_in_process() -> None:
     """One row per concurrency level with both figures, the batched rate and the server RSS."""
     text = "\n".join(api_section(api_doc()))
-    assert "| 8 | 0.2 / 1.0 | 0.9 / 7.0 | 100.0 | 20.0 / 22.0 | 30.0 / 33.0 | 0 |" in text
+    assert (
+        "| 8 | 0.2 / 1.0 | 0.9 / 7.0 | 100.0 | 20.0 / 22.0 | 30.0 / 33.0 | not measured | 0 |"
+        in text
+    )
     assert "5,000 turns/s accepted" in text and "Server RSS after the run: 150.0 MiB" in text
     assert "Load average [3.0, 2.0, 1.0]" in text
+
+
+def test_a_missed_search_goal_names_the_extra_cpu_per_call_and_the_level() -> None:
+    doc = api_doc()
+    lv = doc["results"]["levels"][1]
+    lv["search_http"]["p95_ms"] = 60.0  # +30 ms at 8 clients
+    lv["search_inproc"]["cpu_ms_per_call"] = 15.0
+    lv["search_http"]["cpu_ms_per_call"] = 19.5
+    lv["search_http"]["server_cpu_ms_per_call"] = 18.0
+    rows = {r[0]: r for r in api_goal_rows(doc)}
+    _, _, measured, status, reason = rows["HTTP search p95 over in-process p95 (worst level)"]
+    assert measured == "+30.0 ms at 8 clients" and status != "met"
+    assert "19.5 ms of CPU over HTTP against 15.0 in-process (+4.5" in reason
+    assert "with 8 clients waiting on 2 cores" in reason
+    assert "| 15.0 / 19.5: 18.0 + 1.5 |" in "\n".join(api_section(doc))
 
 
 def test_llm_section_puts_runs_side_by_side_and_names_missing_ones() -> None:
