@@ -6,8 +6,9 @@ one user's imported backlog, may use the idle cores too (up to ``embedding.worke
 threads in all):
 
 * a busy worker holds one slot, its own core, from the start of a task to its end
-  (:meth:`Borrowing.task`); a worker that finds none free waits briefly for one, and flags that
-  it waits;
+  (:meth:`Borrowing.task`); a worker that finds none free while some are only lent waits
+  briefly for one, and flags that it waits (with every slot owned, as with more workers than
+  cores, it goes on at once with its own threads);
 * before each engine call a worker takes as many of the other free slots as it may use, unless
   someone waits, and gives them back after the call (tens of ms).
 
@@ -67,20 +68,37 @@ class CoreSlots:
             self.usable = False
             return None
 
-    def grab(self, want: int) -> list[int]:
-        """Lock up to ``want`` free slots without waiting; their descriptors."""
+    def _try(self, name: str) -> int | None:
+        """An exclusive lock on ``name`` without waiting: its descriptor, or None."""
+        fd = self._open(name)
+        if fd is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            os.close(fd)
+            return None
+
+    def grab(self, want: int, own: bool = False) -> list[int]:
+        """Lock up to ``want`` free slots without waiting; their descriptors.
+
+        ``own``: the slot is a worker's own core for a task, marked by a second lock
+        (``own-N``), so a worker starting a task can tell a lent core from an owned one.
+        """
         held: list[int] = []
+        taken = 0
         for i in range(self.count):
-            if len(held) >= want:
+            if taken >= want or not self.usable:
                 break
-            fd = self._open(f"core-{i}")
+            fd = self._try(f"core-{i}")
             if fd is None:
-                break
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held.append(fd)
-            except OSError:
-                os.close(fd)
+                continue
+            held.append(fd)
+            taken += 1
+            mark = self._try(f"own-{i}") if own else None
+            if mark is not None:
+                held.append(mark)
         return held
 
     @staticmethod
@@ -90,10 +108,27 @@ class CoreSlots:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    def lent_out(self) -> bool:
+        """True if some slot is held by a borrower (taken, but no worker's own core)."""
+        for i in range(self.count):
+            free = self._try(f"core-{i}")
+            if free is not None:
+                CoreSlots.release([free])
+                continue
+            unowned = self._try(f"own-{i}")
+            if unowned is not None:
+                CoreSlots.release([unowned])
+                return True
+        return False
+
     def grab_waiting(self, wait_s: float) -> list[int]:
-        """One slot, waiting up to ``wait_s`` for a borrower to give one back (flagged)."""
-        held = self.grab(1)
-        flag = None if held else self._open("waiting")
+        """An own slot; if every slot is taken and some are only lent, wait up to ``wait_s``
+        for a borrower to give one back (flagged, so borrowers take no more meanwhile). With
+        every slot owned by busy workers (more workers than cores) it does not wait."""
+        held = self.grab(1, own=True)
+        if held or not self.lent_out():
+            return held
+        flag = self._open("waiting")
         if flag is None:
             return held
         try:
@@ -101,7 +136,9 @@ class CoreSlots:
             deadline = time.monotonic() + wait_s
             while not held and time.monotonic() < deadline:
                 time.sleep(POLL_S)
-                held = self.grab(1)
+                held = self.grab(1, own=True)
+                if not held and not self.lent_out():
+                    break
             return held
         finally:
             fcntl.flock(flag, fcntl.LOCK_UN)
@@ -157,8 +194,8 @@ class Borrowing:
     def threads(self) -> Iterator[int]:
         """The thread count for one engine call; borrowed slots are held until it ends."""
         if self._in_task and not self._own:
-            self._own = self.slots.grab(1)  # a core came free since the task started
-        own = len(self._own)
+            self._own = self.slots.grab(1, own=True)  # a core came free since the task began
+        own = 1 if self._own else 0
         want = min(self.most, self.slots.count) - own
         extra = self.slots.grab(want) if want > 0 and not self.slots.someone_waits() else []
         try:

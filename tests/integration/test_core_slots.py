@@ -29,7 +29,7 @@ from memlane.llm.core_slots import Borrowing, CoreSlots
 b = Borrowing(1, 4, CoreSlots(2, Path(sys.argv[1])))
 b.begin_task()
 borrowed = CoreSlots(2, Path(sys.argv[1])).grab(int(sys.argv[2]))
-print("holding", len(b._own) + len(borrowed), flush=True)
+print("holding", bool(b._own) + len(borrowed), flush=True)
 time.sleep(float(sys.argv[3]))
 CoreSlots.release(borrowed)
 print("gave back", flush=True)
@@ -101,6 +101,19 @@ def test_no_core_free_means_floor_threads_not_a_hang(tmp_path: Path, other: obje
     with b.task(), b.threads() as n:
         assert n == 1
     assert time.monotonic() - t0 < OWN_WAIT_S + 0.5
+
+
+def test_with_every_core_owned_a_starting_worker_does_not_wait(
+    tmp_path: Path, other: object
+) -> None:
+    """More busy workers than cores (two others own both slots): no wait, its own threads."""
+    other(borrow=0)  # type: ignore[operator]
+    other(borrow=0)  # type: ignore[operator]
+    b = worker(tmp_path)
+    t0 = time.monotonic()
+    with b.task(), b.threads() as n:
+        assert n == 1
+    assert time.monotonic() - t0 < 0.1
 
 
 def test_a_killed_worker_leaves_no_slot_held(tmp_path: Path, other: object) -> None:
