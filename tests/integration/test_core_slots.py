@@ -6,7 +6,6 @@ host's core count; the last test runs the local model on the threads it borrowed
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from memlane.llm.core_slots import OWN_WAIT_S, Borrowing, CoreSlots
+from tests.support.probe import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,16 +157,6 @@ print(json.dumps({"before": threads_before, "after": len(os.listdir("/proc/self/
 def test_the_model_runs_on_the_borrowed_cores_and_embeds_the_same(tmp_path: Path) -> None:
     """One core borrowed: the chunks run on two threads side by side; chunked and side by
     side, every vector is the one of the text embedded alone."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(tmp_path / "slots")],
-        env={**clean, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = run_probe(PROBE, str(tmp_path / "slots"), OMP_NUM_THREADS="1")
     assert got["after"] - got["before"] == 2  # one engine thread per core held
     assert got["diff"] < 1e-5

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from memlane.llm.openmp import SHORT_SPIN
+from tests.support.probe import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
@@ -31,18 +28,7 @@ print(json.dumps({{
 
 def probe(threads: int, **env: str) -> dict[str, object]:
     """Embed in a fresh process; its OS thread count and OpenMP environment afterwards."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE.format(threads=threads)],
-        env={**clean, "PYTHONPATH": str(ROOT), **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_probe(PROBE.format(threads=threads), **env)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc")
@@ -91,15 +77,5 @@ def test_every_caller_thread_shares_one_openmp_team() -> None:
     """Five live caller threads add five OS threads, not five more OpenMP teams: the engine
     runs on one thread, so the process never holds more OpenMP threads than it was given (with
     more, libgomp stops spinning between regions and a query took 25 ms instead of 10)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", MANY_CALLERS],
-        env={**clean, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = run_probe(MANY_CALLERS)
     assert got["during"] - got["before"] == 5
