@@ -120,8 +120,9 @@ def test_two_client_processes_share_one_rpm_window(
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert all("done 8" in out for out in outputs), outputs
     assert len(llm_server.embedding_batches()) == 16
-    # Admission is on Redis's clock, arrival on the server's: 0.5 s of slack for a busy host.
-    assert llm_server.max_in_window("/embeddings", 1.5) <= 4
+    # Admission is on Redis's clock, arrival on the server's: 1 s of slack for a busy host (0.5 s
+    # failed once with two test suites sharing 2 cores). Unlimited, all 16 arrive within 1 s.
+    assert llm_server.max_in_window("/embeddings", 1.0) <= 4
     times = llm_server.arrivals("/embeddings")
     assert times[-1] - times[0] >= 5.5  # 16 requests at 4 per 2 s: three waits
     assert time.monotonic() - started < 110
