@@ -15,33 +15,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 _lock = threading.Lock()
 _inside = 0
-_stack: ExitStack | None = None
+_limiter: Any = None  # threadpoolctl's limiter while a caller is inside; it restores the count
 _controller: Any = None
 
 
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Run the block with numpy's BLAS on one thread."""
-    global _inside, _stack, _controller
+    global _inside, _limiter, _controller
     with _lock:
         if _inside == 0:
             if _controller is None:
                 from threadpoolctl import ThreadpoolController
 
                 _controller = ThreadpoolController()
-            _stack = ExitStack()
-            _stack.enter_context(_controller.limit(limits=1, user_api="blas"))
+            _limiter = _controller.limit(limits=1, user_api="blas")
         _inside += 1
     try:
         yield
     finally:
         with _lock:
             _inside -= 1
-            if _inside == 0 and _stack is not None:
-                _stack.close()
-                _stack = None
+            if _inside == 0 and _limiter is not None:
+                _limiter.restore_original_limits()
+                _limiter = None

@@ -206,15 +206,17 @@ def fitted_window(
     count = model.token_count(text, is_query)
     if count <= max_tokens:
         return text, count
-    lo, hi = 0, len(text)  # invariant: text[:lo] fits, text[:hi] does not
+    lo, hi, lo_count = 0, len(text), 0  # invariant: text[:lo] fits, text[:hi] does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if model.token_count(text[:mid], is_query) <= max_tokens:
-            lo = mid
+        n = model.token_count(text[:mid], is_query)
+        if n <= max_tokens:
+            lo, lo_count = mid, n
         else:
             hi = mid
-    cut = text[:lo] if lo else text[:1]
-    return cut, model.token_count(cut, is_query)
+    if lo:
+        return text[:lo], lo_count
+    return text[:1], model.token_count(text[:1], is_query)
 
 
 def fit_window(model: Any, text: str, is_query: bool, max_tokens: int = MODEL_MAX_TOKENS) -> str:
