@@ -127,6 +127,11 @@ kill_group() { # dir signal -> signal the node's process group (or its pid)
     pid="$(state_get "$1" pid)"; pgid="$(state_get "$1" pgid)"
     pgid="${pgid:-$pid}"
     [[ -n "$pgid" ]] || return 0
+    # Never our own group (a state file from an older launcher may name it): the node alone.
+    if [[ "$pgid" == "$(ps -o pgid= -p $$ | tr -d ' ')" ]]; then
+        kill "-$2" "$pid" 2>/dev/null || true
+        return 0
+    fi
     kill "-$2" -- "-$pgid" 2>/dev/null || kill "-$2" "$pid" 2>/dev/null || true
 }
 
@@ -186,8 +191,11 @@ launch() { # dir http_port heap_opts: start the JVM on <tmpdir>/home in its own 
         >> "$tmp/node.log" 2>&1 < /dev/null 9>&- &
     pid=$!
     echo "$pid" > "$d/pid"
-    pgid="$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ' || true)"
-    echo "${pgid:-$pid}" > "$d/pgid"
+    # setsid (in the same process: a background job of this script is no group leader) makes
+    # the node the leader of a new group whose id is its pid. Reading the group with ps right
+    # away raced with setsid and once recorded this script's own group, so a later TERM to
+    # "the node's group" killed the caller (the test run).
+    echo "$pid" > "$d/pgid"
     log "started node pid $pid (JDK $JAVA_HOME_SEL), log $tmp/node.log"
 }
 
