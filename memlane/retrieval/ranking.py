@@ -16,6 +16,7 @@ import numpy as np
 from memlane.buffer.raw import SPEAKER_KEY
 from memlane.config_sections import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, memory_time
+from memlane.store.vectors import normalise_rows, product
 from memlane.text.tokens import is_cjk
 
 _PROFILE = re.compile(
@@ -176,19 +177,22 @@ def mmr(
     vecs = [r.memory.embedding for r in results]
     if any(v is None for v in vecs):
         return list(results[:k])
-    mat = np.asarray(vecs, dtype=np.float32)
-    mat /= np.linalg.norm(mat, axis=1, keepdims=True) + 1e-12
+    mat = normalise_rows(np.asarray(vecs, dtype=np.float32))
     rel = np.asarray([r.score for r in results])
     rel = rel / (rel.max() or 1.0)
     chosen: list[int] = []
-    candidates = list(range(len(results)))
-    while candidates and len(chosen) < k:
-        sims = mat[candidates] @ mat[chosen].T if chosen else np.zeros((len(candidates), 1))
-        max_sim = sims.max(axis=1)
-        scores = lam * rel[candidates] - (1 - lam) * max_sim
-        best = int(np.argmax(scores))
-        idx = candidates.pop(best)
-        if chosen and max_sim[best] >= duplicate_threshold:
+    left = np.ones(len(results), dtype=bool)
+    # Each result's highest similarity to a chosen one (0 before the first is chosen), kept up
+    # to date one matrix-vector product per choice (no BLAS: see store.vectors.product).
+    max_sim = np.zeros(len(results), dtype=np.float32)
+    while left.any() and len(chosen) < k:
+        candidates = np.flatnonzero(left)
+        scores = lam * rel[candidates] - (1 - lam) * max_sim[candidates]
+        idx = int(candidates[np.argmax(scores)])
+        left[idx] = False
+        if chosen and max_sim[idx] >= duplicate_threshold:
             continue
+        sims = product(mat, mat[idx])
+        max_sim = np.maximum(max_sim, sims) if chosen else sims
         chosen.append(idx)
     return [results[i] for i in chosen]

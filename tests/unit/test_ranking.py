@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from memlane.config_sections import RetrievalSettings
 from memlane.models import Memory, MemoryKind, SearchHit, TimeGranularity
@@ -98,6 +102,46 @@ def test_mmr_drops_near_identical_results() -> None:
     ranked = rank([hit(a, 1), hit(b, 2), hit(c, 3)], cfg, NOW)
     out = mmr(ranked, lam=0.7, k=3)
     assert [r.memory.id for r in out] == ["a", "c"]
+
+
+def textbook_mmr(vectors: list[list[float]], rel: list[float], lam: float, k: int) -> list[int]:
+    """MMR as usually written: every step recomputes each candidate's similarity to all chosen."""
+    unit = [np.asarray(v) / (np.linalg.norm(v) or 1.0) for v in vectors]
+    top = max(rel) or 1.0
+    chosen: list[int] = []
+    left = list(range(len(vectors)))
+    while left and len(chosen) < k:
+        sim = [max((float(unit[i] @ unit[j]) for j in chosen), default=0.0) for i in left]
+        scores = [lam * rel[i] / top - (1 - lam) * s for i, s in zip(left, sim, strict=True)]
+        best = int(np.argmax(scores))
+        i = left.pop(best)
+        if chosen and sim[best] >= 0.97:
+            continue
+        chosen.append(i)
+    return chosen
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.sampled_from([0.0, 0.3, 0.7, 1.0]),
+)
+@hsettings(max_examples=150, deadline=None)
+def test_mmr_chooses_as_the_textbook_algorithm(seed: int, n: int, k: int, lam: float) -> None:
+    """The incremental MMR picks the same memories, in the same order, as the textbook one.
+    Random vectors (no ties), a third of them exact copies of another (the duplicate rule)."""
+    rng = np.random.default_rng(seed)
+    mat = rng.normal(size=(n, 8))
+    for i in range(1, n, 3):
+        mat[i] = mat[int(rng.integers(0, i))]
+    vecs = [[float(x) for x in row] for row in mat]
+    cfg = RetrievalSettings(importance_weight=0, recency_weight=0)
+    ranked = rank([hit(mem(str(i), embedding=v), i + 1) for i, v in enumerate(vecs)], cfg, NOW)
+    got = [r.memory.id for r in mmr(ranked, lam=lam, k=k)]
+    order = [r.memory.id for r in ranked]
+    expected = textbook_mmr([vecs[int(i)] for i in order], [r.score for r in ranked], lam, k)
+    assert got == [order[i] for i in expected]
 
 
 def test_format_context_zh_and_en_with_granularity() -> None:
