@@ -82,7 +82,7 @@ def render(r: Results) -> str:
             ]
         ),
         scaling_section(r.store, r.ingest, r.sweep),
-        guard_section(r.baseline),
+        guard_section(r.baseline, r.cpu_baselines),
         ANCHORS,
     ):
         out += lines

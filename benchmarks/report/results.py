@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +34,8 @@ class Results:
     llm_local_before: LlmDoc | None = None  # a small local model, before the output checks
     llm_local_after: LlmDoc | None = None  # the same model, after them
     baseline: Baseline | None = None
+    # Other CPU models' baselines, by file name under benchmarks/baselines/.
+    cpu_baselines: dict[str, Baseline] = field(default_factory=dict)
 
 
 def read_json(path: Path) -> Any:
@@ -67,4 +69,8 @@ def load_results(results_dir: Path, baseline: Path) -> Results:
         llm_local_before=cast(LlmDoc | None, doc("llm_bench_local_before")),
         llm_local_after=cast(LlmDoc | None, doc("llm_bench_local_after")),
         baseline=cast(Baseline | None, read_json(baseline)),
+        cpu_baselines={
+            p.name: cast(Baseline, read_json(p))
+            for p in sorted(baseline.parent.glob("baselines/*.json"))
+        },
     )

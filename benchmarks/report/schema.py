@@ -263,10 +263,17 @@ class Tolerances(TypedDict):
     recall_points_drop: float
 
 
+class BaselineMachine(TypedDict):
+    """The machine a baseline was written on (the part the report reads)."""
+
+    cpu: str
+
+
 class Baseline(TypedDict):
-    """``benchmarks/baseline.json``."""
+    """``benchmarks/baseline.json``, or one CPU model's ``benchmarks/baselines/<model>.json``."""
 
     date: str
     commit: str
+    machine: NotRequired[BaselineMachine]
     tolerances: Tolerances
     figures: dict[str, GuardFigure]
