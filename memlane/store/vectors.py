@@ -51,8 +51,7 @@ def product(matrix: Matrix, vector: Vector) -> Vector:
     Limiting its thread count around the call (threadpoolctl) did not hold: with OpenBLAS 0.3.31
     (numpy 2.4) its threads still spun after a product run from a thread other than the main
     one, and a search from a thread pool (a server's, a bot's) took 58 ms instead of 24 on 2
-    cores.
-    ``einsum`` runs numpy's own SIMD loop instead: as fast at these sizes (2,000 x 384: 0.2
+    cores. ``einsum`` runs numpy's own SIMD loop instead: as fast at these sizes (2,000 x 384: 0.2
     ms; 100,000 x 384: 20 ms against 23 for single-threaded BLAS) and it starts no threads.
     """
     result: Vector = np.einsum("ij,j->i", matrix, vector)
