@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ class Up:
         return state if state.get("pid") == self.pid else None
 
     def wait_ready(self, timeout: float = 120) -> dict[str, int]:
-        """Wait for Redis, the worker with its pool and beat; returns their pids."""
+        """Wait for Redis, the worker with its pool, beat, and the API answering ``/healthz``;
+        returns their pids. (The API may bind after the worker is ready: on a slow machine a
+        test that called it at once got a refused connection.)"""
 
         def ready() -> dict[str, int] | None:
             assert self.proc is not None and self.proc.poll() is None, self.log_tail()
@@ -130,9 +133,19 @@ class Up:
             pids = {k: v["pid"] for k, v in state["children"].items()}
             pool = tree(pids["worker"])
             # The consolidation worker's own line (the control worker logs "control@... ready.").
-            return pids if pool and re.search(r"memlane@\S+ ready\.", self.log()) else None
+            if not pool or not re.search(r"memlane@\S+ ready\.", self.log()):
+                return None
+            return pids if self.api_answers() else None
 
         return wait_until(ready, timeout, "memlane up to be ready", interval=0.2)
+
+    def api_answers(self) -> bool:
+        """Whether the API answers ``/healthz`` with 200 now."""
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/healthz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
 
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to the supervisor only."""
