@@ -20,7 +20,7 @@ from service import routes_health, routes_memories, routes_users, routes_work
 from service.context import ServiceContext
 from service.docs_page import install_docs
 from service.errors import install_error_handlers
-from service.fastpush import FastPush
+from service.fastlane import FastLane
 from service.paths import EncodedSlashes
 from service.routes_metrics import install_metrics
 from service.specs import ERRORS, build_openapi
@@ -71,14 +71,14 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.front = EncodedSlashes(FastPush(partial(FastAPI.__call__, app), ctx))
+    app.front = EncodedSlashes(FastLane(partial(FastAPI.__call__, app), ctx))
     return app
 
 
 class ServiceApp(FastAPI):
     """FastAPI behind two plain ASGI layers that run before its middleware stack:
-    :class:`~service.paths.EncodedSlashes`, then :class:`~service.fastpush.FastPush` (which
-    answers pushes itself, so they skip FastAPI's exception, telemetry and body-limit layers)."""
+    :class:`~service.paths.EncodedSlashes`, then :class:`~service.fastlane.FastLane` (which
+    answers pushes and searches itself, so they skip FastAPI's routing and middleware)."""
 
     front: ASGIApp
 

@@ -1,10 +1,10 @@
-"""``POST /v1/users/{user}/turns`` without FastAPI's per-request machinery: the push hot path.
+"""``POST /v1/users/{user}/turns`` on the event loop: the push hot path.
 
 A push is the one request a bot makes on every chat turn, so its overhead is the service's
 throughput. Through FastAPI it cost about 1 ms of server time, most of it outside memlane:
 dependency solving, the router's walk over every route, a thread-pool hop for the blocking
-``add_turns`` and its Redis round trip on a second client. :class:`FastPush` answers the same
-request as plain ASGI, on the event loop:
+``add_turns`` and its Redis round trip on a second client. :class:`service.fastlane.FastLane`
+answers the same request as plain ASGI, with the functions of this module:
 
 1. the bearer key, authenticated and rate-limited exactly as :data:`service.context.Caller`
    (one Lua call on the asyncio Redis client: revocation and the bucket take effect at once);
@@ -21,27 +21,22 @@ The FastAPI route stays: it documents the endpoint in OpenAPI and serves the sam
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import redis
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memlane import tracing
 from memlane.buffer import lua
 from memlane.buffer.turns import push_call
-from memlane.errors import MemlaneError, PayloadTooLarge, RedisUnavailable
+from memlane.errors import MemlaneError, RedisUnavailable
 from memlane.models import Turn
 from memlane.validation import validate_turns
 from service.apikeys import sha1_of
-from service.body import parse_object
 from service.context import ServiceContext
-from service.errors import error_response
 from service.tenancy import Principal
 
 PUSH_SHA = sha1_of(lua.PUSH)
 FIELDS = ("turns", "session_id")
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def prepare(ctx: ServiceContext, who: Principal, user: str, body: dict[str, Any]) -> list[Turn]:
@@ -93,94 +88,3 @@ async def push_known(
         assert fresh is not None
         return await push_turns(ctx, fresh, user, body)
     return [t.turn_id for t in valid]
-
-
-def bearer_key(scope: Scope) -> str | None:
-    """The key of an ``Authorization: Bearer <key>`` header (None otherwise), as
-    :data:`service.context.bearer` reads it."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, param = value.decode("latin-1").partition(" ")
-            key = param.strip()
-            return key if scheme.lower() == "bearer" and key else None
-    return None
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The whole body (413 past ``limit``, as :func:`service.body.read_bytes`); None when the
-    client went away before sending it."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise PayloadTooLarge(
-                f"request body of {value.decode()} bytes is over the limit of {limit}"
-            )
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-class FastPush:
-    """ASGI middleware: answer ``POST /v1/users/{user}/turns`` itself; pass the rest on."""
-
-    def __init__(self, app: ASGIApp, ctx: ServiceContext) -> None:
-        self.app = app
-        self.ctx = ctx
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        user = _push_target(scope)
-        if user is None:
-            await self.app(scope, receive, send)
-            return
-        ctx = self.ctx
-        key = bearer_key(scope)
-        try:
-            known = ctx.auth.known(key)
-            if known is None or key is None:
-                # The order of the FastAPI route: the key first (401/429), then the body.
-                who = await ctx.auth.authenticate(key)
-                body = await self._body(scope, receive)
-                if body is None:
-                    return
-                ids = await push_turns(ctx, who, user, body)
-            else:
-                try:
-                    body = await self._body(scope, receive)
-                except MemlaneError:
-                    await ctx.auth.authenticate(key)  # a bad key answers first, as above
-                    raise
-                if body is None:
-                    return
-                ids = await push_known(ctx, key, known, user, body)
-        except Exception as e:  # noqa: BLE001 - answered as FastAPI's handlers would (a 500 is logged)
-            s = ctx.settings.service
-            await error_response(e, ctx.redactor, s.retry_after_s)(scope, receive, send)
-            return
-        out = json.dumps({"turn_ids": ids}, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
-        await send({"type": "http.response.start", "status": 202, "headers": headers})
-        await send({"type": "http.response.body", "body": out})
-
-    async def _body(self, scope: Scope, receive: Receive) -> dict[str, Any] | None:
-        raw = await read_body(scope, receive, self.ctx.settings.service.max_body_bytes)
-        return None if raw is None else parse_object(raw, FIELDS, ("turns",))
-
-
-def _push_target(scope: Scope) -> str | None:
-    """The user segment of a push request, still escaped (as the route's ``user`` parameter)."""
-    if scope["type"] != "http" or scope["method"] != "POST":
-        return None
-    path: str = scope["path"]
-    parts = path.split("/")
-    if len(parts) != 5 or parts[:3] != ["", "v1", "users"] or parts[4] != "turns" or not parts[3]:
-        return None
-    return parts[3]

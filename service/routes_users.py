@@ -6,14 +6,14 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from memlane.errors import InvalidInput
 from service import fastpush
 from service import schemas as s
-from service.body import to_datetime, to_time_range
+from service import search as searching
+from service.body import to_datetime
 from service.context import Caller, Ctx
-from service.serialize import result_json
 from service.specs import body_of
 
 router = APIRouter(prefix="/v1/users/{user}", tags=["users"])
@@ -33,7 +33,7 @@ async def push_turns(user: str, request: Request, ctx: Ctx, who: Caller) -> JSON
     A turn whose ``turn_id`` was pushed before is a no-op. A bad turn refuses the whole call
     (422 naming the field) and nothing is written.
     """
-    # service.fastpush.FastPush answers this request before FastAPI sees it; the route
+    # service.fastlane.FastLane answers this request before FastAPI sees it; the route
     # documents the endpoint and runs the same steps should a request reach it.
     body = await ctx.json_body(request, fastpush.FIELDS, ("turns",))
     ids = await fastpush.push_turns(ctx, who, user, body)
@@ -46,38 +46,18 @@ async def push_turns(user: str, request: Request, ctx: Ctx, who: Caller) -> JSON
     openapi_extra=body_of(s.SearchRequest),
     summary="Search the user's memories (MemoryClient.retrieve)",
 )
-async def search(user: str, request: Request, ctx: Ctx, who: Caller) -> JSONResponse:
+async def search(user: str, request: Request, ctx: Ctx, who: Caller) -> Response:
     """The user's memories most relevant to ``query``, best first, each with its explanation.
 
     The ``Server-Timing`` header gives the milliseconds spent in ``retrieve`` and in the whole
     handler (body, auth and serialisation included).
     """
+    # service.fastlane.FastLane answers this request before FastAPI sees it; the route
+    # documents the endpoint and runs the same steps should a request reach it.
     started = time.perf_counter()
-    allowed = ("query", "top_k", "kinds", "time_range", "now", "include_pending", "rerank")
-    body = await ctx.json_body(request, allowed, ("query",))
-    uid = ctx.inside(who, user)
-
-    def retrieve() -> tuple[list[Any], float]:
-        t0 = time.perf_counter()
-        found = ctx.client.retrieve(
-            uid,
-            body["query"],
-            top_k=body.get("top_k"),
-            kinds=body.get("kinds"),
-            time_range=to_time_range(body.get("time_range")),
-            now=to_datetime(body.get("now"), "now"),
-            include_pending=body.get("include_pending", False),
-            rerank=body.get("rerank"),
-        )
-        return found, time.perf_counter() - t0
-
-    results, took = await ctx.search(retrieve)
-    response = JSONResponse({"results": [result_json(r, who) for r in results]})
-    total = time.perf_counter() - started
-    response.headers["Server-Timing"] = (
-        f"retrieve;dur={1000 * took:.1f}, handler;dur={1000 * total:.1f}"
-    )
-    return response
+    body = await ctx.json_body(request, searching.FIELDS, searching.REQUIRED)
+    out, timing = await searching.search(ctx, who, user, body, started)
+    return Response(out, media_type="application/json", headers={"Server-Timing": timing})
 
 
 @router.post(

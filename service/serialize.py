@@ -10,22 +10,25 @@ from typing import Any
 from memlane import Memory, RetrievedMemory
 from service.tenancy import Principal
 
+_SCALARS = frozenset((str, int, float, bool))
 # Fields that hold a user id: rewritten for the caller by Principal.outside.
 USER_FIELDS = ("user_id",)
 
 
 def plain(value: Any) -> Any:
     """Datetimes as ISO-8601, enums as their values, dataclasses and containers recursively."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if value is None or type(value) in _SCALARS:  # most fields: answered before the checks
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
