@@ -1,4 +1,4 @@
-"""The push hot path (service/fastlane.py, service/fastpush.py) once a key is known to the server process.
+"""The push hot path (service/fastlane.py, service/fastpush.py) once the server knows a key.
 
 After a key's first request the server remembers its tenant and checks the key, takes the token
 and pushes in one Lua script. These tests make sure that memory never decides anything:
