@@ -36,6 +36,7 @@ from memlane.llm.limits import (
     parse_retry_after,
 )
 from memlane.llm.openmp import configure_openmp, set_runtime_threads
+from memlane.llm.searches import in_progress
 from memlane.logging import get_logger
 from memlane.metrics import count_embedding
 from memlane.models import Memory
@@ -69,10 +70,11 @@ class LocalEmbedder:
     regions, so every region waits for a wake-up. On 2 cores a query took 25 ms instead of 10
     as soon as a second thread (a thread pool's, a server's) had embedded once.
 
-    Queries that arrive while another is being embedded run side by side instead, each on its
-    caller's thread with one OpenMP thread (a one-thread region starts no team), at most one per
-    core at once. A lone query gets the engine's whole team, for latency; concurrent ones get a
-    core each, for throughput. On a 2-core AMD EPYC one thread cost 26 ms of CPU a query against
+    Queries that arrive while another is being embedded, or while another search is in progress
+    (:mod:`memlane.llm.searches`), run side by side instead, each on its caller's thread with one
+    OpenMP thread (a one-thread region starts no team), at most one per core at once. A lone
+    query gets the engine's whole team, for latency; concurrent ones get a core each, for
+    throughput. On a 2-core AMD EPYC one thread cost 26 ms of CPU a query against
     33 ms for two, and 8 threads calling ``retrieve`` were served 46 times a second instead of 27.
 
     Passages are embedded in chunks of about ``CHUNK_TOKENS`` tokens. In a worker that may
@@ -184,7 +186,7 @@ class LocalEmbedder:
         crowd = self._crowd
         with crowd.lock:
             crowd.calls += 1
-            crowded = crowd.calls > 1
+            crowded = crowd.calls > 1 or in_progress() > 1
         try:
             if not crowded:
                 return self._on_engine(embed)

@@ -17,6 +17,7 @@ from typing import Protocol
 from memlane.buffer.turns import TurnBuffer
 from memlane.config import Settings
 from memlane.llm.embeddings import Embedder
+from memlane.llm.searches import searching
 from memlane.models import MemoryFilter, MemoryKind, TimeField, TimeWindow
 from memlane.retrieval.pending import pending_hits
 from memlane.retrieval.ranking import RetrievedMemory, fold_covered, is_profile_query, mmr, rank
@@ -63,7 +64,26 @@ def retrieve(
     include_pending: bool = False,
     rerank: bool | None = None,
 ) -> list[RetrievedMemory]:
-    """The user's memories most relevant to ``query``, best first (parameters validated)."""
+    """The user's memories most relevant to ``query``, best first (parameters validated).
+
+    Counted as a search in progress while it runs (:mod:`memlane.llm.searches`)."""
+    with searching():
+        return _retrieve(
+            services, user_id, query, top_k, kinds, time_range, now, include_pending, rerank
+        )
+
+
+def _retrieve(
+    services: RetrievalServices,
+    user_id: str,
+    query: str,
+    top_k: int,
+    kinds: Sequence[MemoryKind] | None,
+    time_range: Window | None,
+    now: datetime | None,
+    include_pending: bool,
+    rerank: bool | None,
+) -> list[RetrievedMemory]:
     settings = services.settings
     cfg = settings.retrieval
     moment = now or datetime.now(settings.tz)

@@ -129,3 +129,55 @@ def test_concurrent_queries_run_side_by_side_on_one_thread_each() -> None:
     assert set(on_engine) <= {2}, calls
     assert got["most"] <= got["before"] + 6, got  # the six callers, and no OpenMP thread more
     assert got["diff"] < 1e-5, got
+
+
+SEARCHING = """
+import ctypes, json, threading
+from memlane.config_sections import EmbeddingSettings
+from memlane.llm.embeddings import build_embedder
+from memlane.llm.openmp import loaded_libgomp
+from memlane.llm.searches import in_progress, searching
+emb = build_embedder(EmbeddingSettings(threads=2), max_chars=2000)
+emb.inner.embed_query("load the model")
+gomp = ctypes.CDLL(loaded_libgomp())
+model, calls = emb.inner._model, []
+
+class Recording:  # the real model, recording which thread embeds and with how many threads
+    def __getattr__(self, name):
+        return getattr(model, name)
+    def query(self, text):
+        calls.append((threading.current_thread().name, gomp.omp_get_max_threads()))
+        return model.query(text)
+
+emb.inner._model = Recording()
+threading.current_thread().name = "caller"
+with searching():  # this search alone
+    alone = in_progress()
+    emb.inner.embed_query("what did I tell you about my trip?")
+busy, held = threading.Event(), threading.Event()
+def other_search():  # another search, in its store and ranking steps (no embedding)
+    with searching():
+        busy.set()
+        held.wait()
+other = threading.Thread(target=other_search)
+other.start()
+busy.wait()
+with searching():
+    both = in_progress()
+    emb.inner.embed_query("what did I tell you about my sister?")
+held.set()
+other.join()
+print(json.dumps({"calls": calls, "alone": alone, "both": both, "after": in_progress()}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads libgomp from /proc")
+def test_a_query_embedded_while_another_search_runs_goes_side_by_side() -> None:
+    """A search alone embeds its query on the engine's team; while another search is in
+    progress (even one not embedding), the query runs on its caller's thread with one OpenMP
+    thread. The count goes back to zero."""
+    got = run_probe(SEARCHING)
+    assert got["alone"] == 1 and got["both"] == 2 and got["after"] == 0, got
+    (first, n1), (second, n2) = got["calls"]
+    assert first.startswith("memlane-embed") and n1 == 2, got
+    assert second == "caller" and n2 == 1, got

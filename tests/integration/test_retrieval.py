@@ -11,6 +11,7 @@ import pytest
 
 from memlane.client import MemoryClient
 from memlane.ids import custom_memory_id
+from memlane.llm.searches import in_progress
 from memlane.models import Memory, MemoryKind
 from memlane.retrieval.context import format_context
 
@@ -131,3 +132,21 @@ def test_query_embedding_cache_serves_repeats(client: MemoryClient) -> None:
     """A repeated query is embedded once (the LRU returns the same vector object)."""
     emb = client.services.embedder
     assert emb.embed_query("同一个问题") is emb.embed_query("同一个问题")
+
+
+def test_a_search_counts_as_in_progress_while_it_embeds_its_query(
+    client: MemoryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """retrieve marks itself as a search in progress (the local model reads it to embed side
+    by side when another search runs), and unmarks itself when done."""
+    embedder = client.services.embedder
+    real, seen = embedder.embed_query, []
+
+    def recording(text: str) -> Any:
+        seen.append(in_progress())
+        return real(text)
+
+    monkeypatch.setattr(embedder, "embed_query", recording)
+    put(client, "u-count", "I play the guitar.")
+    assert client.retrieve("u-count", "what do I play?")
+    assert seen == [1] and in_progress() == 0
