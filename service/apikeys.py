@@ -27,6 +27,7 @@ import redis.asyncio
 from memlane.buffer.keys import Keys
 from memlane.buffer.lua import AUTHENTICATE, AUTHENTICATE_PUSH
 from memlane.errors import InvalidInput, RateLimited, RedisUnavailable, Unauthorized
+from service.groupcommit import ScriptBatch
 from service.tenancy import Principal, validate_tenant
 
 KEY_PREFIX = "mlk_"
@@ -192,6 +193,8 @@ class AsyncAuthenticator:
         self._client: redis.asyncio.Redis | None = None
         self.prefix = prefix
         self._known: dict[str, Principal] = {}
+        # Pushes arriving together share one round trip (service.groupcommit).
+        self._pushes = ScriptBatch(self.redis, AUTHENTICATE_PUSH, AUTHENTICATE_PUSH_SHA)
 
     def known(self, key: str | None) -> Principal | None:
         """Who ``key`` stood for the last time Redis was asked (None: not asked yet)."""
@@ -210,16 +213,10 @@ class AsyncAuthenticator:
         None when the key's tenant is no longer ``expected``'s: the token was taken and nothing
         was pushed."""
         digest = key_hash(key)
-        record = Keys(self.prefix).api_key(digest)
-        names, argv = [record, *keys], [expected.tenant or "", *args]
+        names = [Keys(self.prefix).api_key(digest), *keys]
+        argv = [expected.tenant or "", *args]
         try:
-            client = await self.redis()
-            try:
-                out = await client.evalsha(
-                    AUTHENTICATE_PUSH_SHA, 1 + len(keys), record, *keys, *argv
-                )  # type: ignore[misc]
-            except redis.exceptions.NoScriptError:
-                out = await client.eval(AUTHENTICATE_PUSH, len(names), *names, *argv)  # type: ignore[misc]
+            out = await self._pushes.call(names, argv)
         except redis.RedisError as e:
             raise RedisUnavailable(f"cannot check the API key and push: {e}") from e
         if int(out[0]) == 3:

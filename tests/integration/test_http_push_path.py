@@ -7,6 +7,7 @@ revocation, the bucket, validation and the tenant all behave as on the first req
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,3 +134,53 @@ def test_the_tenant_redis_holds_decides_not_the_one_remembered(
         direct.close()
     assert local.pending(f"@{tenant}/uma") == 1
     assert local.pending(f"@{other}/uma") == 2
+
+
+def test_pushes_sent_at_once_by_different_keys_each_get_their_own_answer(
+    server: ApiServer, api_settings: Settings, local: MemoryClient
+) -> None:
+    """Pushes that reach the server together share a Redis round trip (service/groupcommit.py).
+    Fired at once from four known keys, each keeps its own outcome: two tenants' pushes to a
+    user both called ``ann`` land in their own tenant, a revoked key's get 401 and an empty
+    bucket's 429, with nothing of theirs written."""
+    a, b = f"t{uuid.uuid4().hex[:10]}", f"t{uuid.uuid4().hex[:10]}"
+    assert local.services.redis is not None
+    store = KeyStore(local.services.redis, api_settings.redis.key_prefix)
+    keys = {
+        "a": create_key(api_settings, a),
+        "b": create_key(api_settings, b),
+        "revoked": create_key(api_settings, a),
+        "empty": create_key(api_settings, b, rate=0.01, burst=1),
+    }
+    users = {"a": "ann", "b": "ann", "revoked": "rex", "empty": "eve"}
+    for name, key in keys.items():  # each key known to the server, the bucket of "empty" spent
+        with known_client(server, key, users[name]):
+            pass
+    revoked_id = next(
+        k.key_id for k in store.list() if keys["revoked"].startswith(f"mlk_{k.key_id}_")
+    )
+    assert store.revoke(revoked_id)
+
+    async def push(name: str, i: int) -> tuple[str, int, list[str]]:
+        headers = {"Authorization": f"Bearer {keys[name]}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as c:
+            r = await c.post(
+                f"/v1/users/{users[name]}/turns", json={"turns": [turn(f"{name} {i}")]}
+            )
+        return name, r.status_code, r.json().get("turn_ids", [])
+
+    async def all_at_once() -> list[tuple[str, int, list[str]]]:
+        return await asyncio.gather(*(push(n, i) for i in range(6) for n in keys))
+
+    answers = asyncio.run(all_at_once())
+    codes = {n: sorted(code for m, code, _ in answers if m == n) for n in keys}
+    assert codes == {"a": [202] * 6, "b": [202] * 6, "revoked": [401] * 6, "empty": [429] * 6}
+    for name, tenant in (("a", a), ("b", b)):
+        buffered = local.buffered_turns(f"@{tenant}/ann")
+        assert sorted(t.turn.content for t in buffered) == sorted(
+            ["first", *(f"{name} {i}" for i in range(6))]
+        )
+        ids = {i for m, _, got in answers if m == name for i in got}
+        assert ids == {t.turn.turn_id for t in buffered if t.turn.content != "first"}
+    assert local.pending(f"@{a}/rex") == 1
+    assert local.pending(f"@{b}/eve") == 1
