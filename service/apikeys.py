@@ -219,6 +219,8 @@ class AsyncAuthenticator:
             out = await self._pushes.call(names, argv)
         except redis.RedisError as e:
             raise RedisUnavailable(f"cannot check the API key and push: {e}") from e
+        if out == 1:  # pushed: the key is still the one Redis told us about
+            return expected
         if int(out[0]) == 3:
             self._remember(digest, Principal(_s(out[1]), _s(out[2]) or None))
             return None
