@@ -36,6 +36,7 @@ from service.errors import error_response
 
 Headers = list[tuple[bytes, bytes]]
 _JSON = (b"content-type", b"application/json")
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once
 
 
 def bearer_key(scope: Scope) -> str | None:
@@ -134,8 +135,7 @@ class FastLane:
             if body is None:
                 return None
             ids = await fastpush.push_known(ctx, key, known, user, body)
-        out = json.dumps({"turn_ids": ids}, ensure_ascii=False, separators=(",", ":"))
-        return 202, out.encode(), []
+        return 202, _COMPACT({"turn_ids": ids}).encode(), []
 
     async def _search(
         self, scope: Scope, receive: Receive, key: str | None, user: str, started: float

@@ -44,6 +44,10 @@ class PendingUser:
     length: int
 
 
+# json.dumps(record, ensure_ascii=False), without building an encoder on every call.
+_TO_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def turn_to_json(turn: Turn, traceparent: str | None = None) -> str:
     """Serialise a turn for the stream (with the pushing span's ``traceparent`` when traced)."""
     record: dict[str, Any] = {
@@ -57,7 +61,7 @@ def turn_to_json(turn: Turn, traceparent: str | None = None) -> str:
     }
     if traceparent:
         record["traceparent"] = traceparent
-    return json.dumps(record, ensure_ascii=False)
+    return _TO_JSON(record)
 
 
 def turn_from_json(user_id: str, raw: str | bytes) -> Turn:
