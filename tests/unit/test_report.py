@@ -17,6 +17,7 @@ from benchmarks.report.goals import goals
 from benchmarks.report.guard import guard_section
 from benchmarks.report.ingest import ingest_section
 from benchmarks.report.llm_bench import llm_section
+from benchmarks.report.markdown import mark
 from benchmarks.report.modes import modes_section
 from benchmarks.report.recall import recall_section
 from benchmarks.report.results import Results
@@ -604,6 +605,28 @@ def test_a_missed_search_goal_names_the_extra_cpu_per_call_and_the_level() -> No
     assert "19.5 ms of CPU over HTTP against 15.0 in-process (+4.5" in reason
     assert "with 8 clients waiting on 2 cores" in reason
     assert "| 15.0 / 19.5: 18.0 + 1.5 |" in "\n".join(api_section(doc))
+
+
+def test_a_missed_push_goal_names_the_server_cpu_per_push_and_its_ceiling() -> None:
+    """With the server's CPU per push recorded, the reason gives it and the rate it allows;
+    an older result without it still gets the queueing reason."""
+    doc = api_doc()
+    rows = {r[0]: r for r in api_goal_rows(doc)}
+    _, _, measured, status, reason = rows["HTTP push p99, 8 clients"]
+    assert (measured, status) == (7.0, mark(False))
+    assert reason.startswith("8 clients waiting on each other queue behind it")
+    assert "(in-process, 8 threads: 0.9 ms)" in reason
+    doc["results"]["levels"][1]["push_http"]["server_cpu_ms_per_call"] = 0.4
+    reason = {r[0]: r for r in api_goal_rows(doc)}["HTTP push p99, 8 clients"][4]
+    assert reason.startswith(
+        "the server spent 0.4 ms of CPU per push, so its one event loop tops out near "
+        "2,500 pushes/s (100 measured) and 8 clients waiting on each other queue behind it"
+    )
+    doc["results"]["levels"][1]["push_http"]["p99_ms"] = 4.9
+    assert {r[0]: r for r in api_goal_rows(doc)}["HTTP push p99, 8 clients"][3:] == (
+        mark(True),
+        "",
+    )
 
 
 def test_llm_section_puts_runs_side_by_side_and_names_missing_ones() -> None:
