@@ -590,6 +590,11 @@ def test_api_section_puts_http_next_to_in_process() -> None:
     )
     assert "5,000 turns/s accepted" in text and "Server RSS after the run: 150.0 MiB" in text
     assert "Load average [3.0, 2.0, 1.0]" in text
+    doc = api_doc()
+    doc["results"]["levels"][1]["push_http"]["server_cpu_ms_per_call"] = 0.4
+    assert "| 8 | 0.2 / 1.0 | 0.9 / 7.0 | 100.0 (0.4) | 20.0 / 22.0 |" in "\n".join(
+        api_section(doc)
+    )
 
 
 def test_a_missed_search_goal_names_the_extra_cpu_per_call_and_the_level() -> None:
