@@ -31,10 +31,17 @@ class EncodedSlashes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") if scope["type"] == "http" else None
         if raw:
-            path = bytes(raw).split(b"?", 1)[0]
-            segments = [
-                _escape(unquote_to_bytes(s).decode("utf-8", "surrogateescape"))
-                for s in path.split(b"/")
-            ]
-            scope = {**scope, "path": "/".join(segments)}
+            path = keep_segments(bytes(raw).split(b"?", 1)[0])
+            if path != scope.get("path"):  # without a '%' the server decoded it the same way
+                scope = {**scope, "path": path}
         await self.app(scope, receive, send)
+
+
+def keep_segments(raw_path: bytes) -> str:
+    """The decoded path with ``%`` and ``/`` inside each segment escaped again."""
+    if b"%" not in raw_path:  # nothing escaped: each segment decodes to itself
+        return raw_path.decode("utf-8", "surrogateescape")
+    return "/".join(
+        _escape(unquote_to_bytes(s).decode("utf-8", "surrogateescape"))
+        for s in raw_path.split(b"/")
+    )

@@ -6,10 +6,12 @@ import dataclasses
 from datetime import datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import pytest
 
 from service.fastlane import fast_target
+from service.paths import keep_segments
 from service.serialize import plain
 from tests.unit.test_codec import full_memory
 
@@ -62,3 +64,28 @@ def test_plain_gives_what_the_reference_gives_for_every_field_of_a_memory() -> N
     assert out == reference_plain(memory)
     assert isinstance(out["kind"], str) and not isinstance(out["kind"], Enum)
     assert isinstance(out["created_at"], str)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"/v1/users/alice/turns",
+        b"/v1/users/a%2Fb/turns",
+        b"/v1/users/100%25/search",
+        b"/v1/users/%E5%90%89%E4%BB%96/turns",
+        b"/v1/users/\xe5\x90\x89/turns",
+        b"/v1/users/bad%FF/turns",
+        b"/v1/users/%2F%2F/memories/m%2F1",
+        b"/",
+    ],
+)
+def test_keep_segments_takes_the_shortcut_only_where_it_changes_nothing(raw: bytes) -> None:
+    """The no-'%' shortcut gives what decoding each segment on its own gives."""
+    reference = "/".join(
+        unquote_to_bytes(s)
+        .decode("utf-8", "surrogateescape")
+        .replace("%", "%25")
+        .replace("/", "%2F")
+        for s in raw.split(b"/")
+    )
+    assert keep_segments(raw) == reference
