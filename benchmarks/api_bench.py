@@ -13,6 +13,11 @@ The server is a real ``python -m worker.cli serve`` process (uvicorn) on the emb
 run in this process (a minimal asyncio HTTP client; threads for in-process calls) and share the
 machine's cores with the server: on 2 cores the client is part of what is measured.
 
+In-process and HTTP calls alternate at each level, in-process, HTTP, HTTP, in-process, half of
+the calls in each chunk (:func:`benchmarks.http_load.abba`): on a shared VM whose speed drifts
+by tens of percent within minutes, running one side after the other measured the drift as
+much as the difference.
+
 Goals: push p99 <= 5 ms at 8 clients; >= 2,000 turns/s accepted with batched pushes; search p95
 <= in-process p95 + 5 ms; 0 errors.
 """
@@ -32,7 +37,7 @@ from typing import Any
 
 from benchmarks import common
 from benchmarks.corpus import bench_settings, memory_texts, query_texts
-from benchmarks.http_load import Run, http_run, thread_run
+from benchmarks.http_load import Run, abba, http_run, thread_run
 from benchmarks.ingest_bench import tree_cpu_s
 from memlane import MemoryClient, Settings
 from memlane.buffer.connection import shutdown_embedded
@@ -163,8 +168,9 @@ def level(
 ) -> dict[str, Any]:
     """Push and search, in-process and over HTTP, at ``n`` concurrent clients.
 
-    Each search run also records its CPU per call: the benchmark process (with its embedded
-    redis-server) in-process; over HTTP the server's and the client side's apart.
+    Each way runs in two chunks around the other's two (A B B A). Searches also record their
+    CPU per call: the benchmark process (with its embedded redis-server) in-process; over HTTP
+    the server's and the client side's apart. HTTP pushes record the server's.
     """
     common.progress(f"{n} clients")
 
@@ -187,30 +193,37 @@ def level(
         server = tree_cpu_s(server_pid)
         return tree_cpu_s(me) - server, server
 
-    runs = {
-        "push_inproc": thread_run(
-            n, args.pushes, lambda i: client.add_turns(f"p{n}-{i % 100}", turn(i))
+    push = abba(
+        lambda start, k: thread_run(
+            n, k, lambda i: client.add_turns(f"p{n}-{(start + i) % 100}", turn(start + i))
         ),
-    }
-    _, p0 = cpu()
-    runs["push_http"] = http_run(HOST, port, key, n, args.pushes, push_job)
-    _, p1 = cpu()
-    c0, _ = cpu()
-    runs["search_inproc"] = thread_run(
-        n, args.searches, lambda i: client.retrieve(SEARCH_USER, local_q[i])
+        lambda start, k: http_run(HOST, port, key, n, k, lambda i: push_job(start + i)),
+        args.pushes,
+        cpu,
     )
-    c1, s1 = cpu()
-    runs["search_http"] = http_run(HOST, port, key, n, args.searches, search_job)
-    c2, s2 = cpu()
+    search = abba(
+        lambda start, k: thread_run(
+            n, k, lambda i: client.retrieve(SEARCH_USER, local_q[start + i])
+        ),
+        lambda start, k: http_run(HOST, port, key, n, k, lambda i: search_job(start + i)),
+        args.searches,
+        cpu,
+    )
+    runs = {
+        "push_inproc": push.first,
+        "push_http": push.second,
+        "search_inproc": search.first,
+        "search_http": search.second,
+    }
     row: dict[str, Any] = {"clients": n}
     for name, run in runs.items():
         row[name] = stats(run)
     # The server's CPU per push: one event loop does it all, so 1000 / this is its ceiling.
-    row["push_http"]["server_cpu_ms_per_call"] = round((p1 - p0) * 1000 / args.pushes, 3)
+    row["push_http"]["server_cpu_ms_per_call"] = round(push.second_cpu[1] * 1000 / args.pushes, 3)
     per_call = 1000 / args.searches
-    row["search_inproc"]["cpu_ms_per_call"] = round((c1 - c0) * per_call, 2)
-    row["search_http"]["cpu_ms_per_call"] = round((s2 - s1 + c2 - c1) * per_call, 2)
-    row["search_http"]["server_cpu_ms_per_call"] = round((s2 - s1) * per_call, 2)
+    row["search_inproc"]["cpu_ms_per_call"] = round(search.first_cpu[0] * per_call, 2)
+    row["search_http"]["cpu_ms_per_call"] = round(sum(search.second_cpu) * per_call, 2)
+    row["search_http"]["server_cpu_ms_per_call"] = round(search.second_cpu[1] * per_call, 2)
     row["errors"] = sum(len(r.errors) for r in runs.values())
     row["error_samples"] = [e for r in runs.values() for e in r.errors][:5]
     return row

@@ -119,3 +119,50 @@ def thread_run(clients: int, calls: int, call: Callable[[int], object]) -> Run:
             f.result()
     run.wall_s = time.perf_counter() - start
     return run
+
+
+Chunk = Callable[[int, int], Run]  # (first call number, calls) -> the run of those calls
+Meter = Callable[[], tuple[float, float]]  # CPU seconds so far: (this side, the server)
+
+
+@dataclass
+class Paired:
+    """Two ways of making the same calls, measured alternately (:func:`abba`)."""
+
+    first: Run
+    second: Run
+    first_cpu: tuple[float, float]  # CPU seconds spent during the first's chunks
+    second_cpu: tuple[float, float]
+
+
+def abba(first: Chunk, second: Chunk, calls: int, meter: Meter) -> Paired:
+    """``calls`` calls each way, in four chunks: half of ``first``, half of ``second``, the
+    other half of ``second``, the other half of ``first``. A machine whose speed drifts during
+    the measurement (a shared VM) then weighs on both alike, to first order."""
+    half = calls // 2
+    runs: list[list[Run]] = [[], []]
+    spent = [[0.0, 0.0], [0.0, 0.0]]
+    for side, start, count in (
+        (0, 0, half),
+        (1, 0, half),
+        (1, half, calls - half),
+        (0, half, calls - half),
+    ):
+        before = meter()
+        runs[side].append((first, second)[side](start, count))
+        after = meter()
+        spent[side][0] += after[0] - before[0]
+        spent[side][1] += after[1] - before[1]
+    return Paired(
+        merge(runs[0]), merge(runs[1]), (spent[0][0], spent[0][1]), (spent[1][0], spent[1][1])
+    )
+
+
+def merge(runs: list[Run]) -> Run:
+    """One run of several: every latency and error, the walls added."""
+    out = Run()
+    for run in runs:
+        out.latencies += run.latencies
+        out.errors += run.errors
+        out.wall_s += run.wall_s
+    return out

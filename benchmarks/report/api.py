@@ -24,7 +24,9 @@ def api_section(doc: ApiDoc) -> list[str]:
     out += [
         "`memlane serve` (uvicorn, one process) on the embedded default, one request per call "
         "from concurrent keep-alive clients in the benchmark process, next to the same calls "
-        "made in-process by as many threads. Clients wait for each answer (closed loop), so "
+        "made in-process by as many threads, the two alternating (in-process, HTTP, HTTP, "
+        "in-process; half the calls per chunk) so drift in the machine's speed weighs on both. "
+        "Clients wait for each answer (closed loop), so "
         "at N clients the latency includes queueing behind the other N - 1. Load average "
         f"{res['loadavg_at_start']} at the start and {res['loadavg_at_end']} at the end: "
         "figures from a busy machine are upper bounds.",
