@@ -79,11 +79,16 @@ def search_gap_reason(lv: ApiLevel, cores: int, busy: str) -> str:
     if "cpu_ms_per_call" not in s or "cpu_ms_per_call" not in q:
         return f"query embedding in the server competes with the clients; {busy}"
     extra = round(q["cpu_ms_per_call"] - s["cpu_ms_per_call"], 2)
+    queue = (
+        f"with {lv['clients']} clients waiting on {cores} cores each call queues behind the "
+        "others' extra too; "
+        if lv["clients"] > 1
+        else ""
+    )
     return (
         f"a search costs {q['cpu_ms_per_call']} ms of CPU over HTTP against "
-        f"{s['cpu_ms_per_call']} in-process (+{extra}: HTTP parsing, auth, the thread hop, "
-        f"JSON, the client); with {lv['clients']} clients waiting on {cores} cores each call "
-        f"queues behind the others' extra too; {busy}"
+        f"{s['cpu_ms_per_call']} in-process ({extra:+} ms in all: HTTP parsing, auth, the thread "
+        f"hop, JSON, the client, and the two processes' own states); {queue}{busy}"
     )
 
 
@@ -143,7 +148,7 @@ def api_goal_rows(doc: ApiDoc) -> list[tuple[str, str, object, str, str]]:
         (
             "turns/s accepted over HTTP, batched pushes",
             f">= {g['batched_turns_per_s']:,.0f}",
-            tps,
+            f"{tps:,.0f}",
             mark(met),
             "" if met else busy,
         )

@@ -612,6 +612,19 @@ def test_a_missed_search_goal_names_the_extra_cpu_per_call_and_the_level() -> No
     assert "| 15.0 / 19.5: 18.0 + 1.5 |" in "\n".join(api_section(doc))
 
 
+def test_a_search_miss_at_one_client_names_no_queue_and_the_rate_is_grouped() -> None:
+    doc = api_doc()
+    lv = doc["results"]["levels"][0]
+    lv["search_http"]["p95_ms"] = 45.0  # +15 ms at 1 client
+    lv["search_inproc"]["cpu_ms_per_call"] = 15.0
+    lv["search_http"]["cpu_ms_per_call"] = 19.5
+    rows = {r[0]: r for r in api_goal_rows(doc)}
+    _, _, measured, _, reason = rows["HTTP search p95 over in-process p95 (worst level)"]
+    assert measured == "+15.0 ms at 1 client"
+    assert "(+4.5 ms in all" in reason and "queues" not in reason
+    assert rows["turns/s accepted over HTTP, batched pushes"][2] == "5,000"
+
+
 def test_a_missed_push_goal_names_the_server_cpu_per_push_and_its_ceiling() -> None:
     """With the server's CPU per push recorded, the reason gives it and the rate it allows;
     an older result without it still gets the queueing reason."""
