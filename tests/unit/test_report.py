@@ -597,14 +597,20 @@ def test_api_section_puts_http_next_to_in_process() -> None:
     )
 
 
-def test_a_missed_search_goal_names_the_extra_cpu_per_call_and_the_level() -> None:
+def search_miss(level: int, http_p95: float) -> tuple[ApiDoc, dict[str, Any]]:
+    """api_doc() with HTTP search p95 raised at ``levels[level]`` and the search CPU per call
+    recorded (15.0 in-process, 19.5 over HTTP of which 18.0 the server's); its goal rows."""
     doc = api_doc()
-    lv = doc["results"]["levels"][1]
-    lv["search_http"]["p95_ms"] = 60.0  # +30 ms at 8 clients
+    lv = doc["results"]["levels"][level]
+    lv["search_http"]["p95_ms"] = http_p95
     lv["search_inproc"]["cpu_ms_per_call"] = 15.0
     lv["search_http"]["cpu_ms_per_call"] = 19.5
     lv["search_http"]["server_cpu_ms_per_call"] = 18.0
-    rows = {r[0]: r for r in api_goal_rows(doc)}
+    return doc, {r[0]: r for r in api_goal_rows(doc)}
+
+
+def test_a_missed_search_goal_names_the_extra_cpu_per_call_and_the_level() -> None:
+    doc, rows = search_miss(1, 60.0)  # +30 ms at 8 clients
     _, _, measured, status, reason = rows["HTTP search p95 over in-process p95 (worst level)"]
     assert measured == "+30.0 ms at 8 clients" and status != "met"
     assert "19.5 ms of CPU over HTTP against 15.0 in-process (+4.5" in reason
@@ -613,12 +619,7 @@ def test_a_missed_search_goal_names_the_extra_cpu_per_call_and_the_level() -> No
 
 
 def test_a_search_miss_at_one_client_names_no_queue_and_the_rate_is_grouped() -> None:
-    doc = api_doc()
-    lv = doc["results"]["levels"][0]
-    lv["search_http"]["p95_ms"] = 45.0  # +15 ms at 1 client
-    lv["search_inproc"]["cpu_ms_per_call"] = 15.0
-    lv["search_http"]["cpu_ms_per_call"] = 19.5
-    rows = {r[0]: r for r in api_goal_rows(doc)}
+    _, rows = search_miss(0, 45.0)  # +15 ms at 1 client
     _, _, measured, _, reason = rows["HTTP search p95 over in-process p95 (worst level)"]
     assert measured == "+15.0 ms at 1 client"
     assert "(+4.5 ms in all" in reason and "queues" not in reason
