@@ -196,7 +196,27 @@ launch() { # dir http_port heap_opts: start the JVM on <tmpdir>/home in its own 
     # away raced with setsid and once recorded this script's own group, so a later TERM to
     # "the node's group" killed the caller (the test run).
     echo "$pid" > "$d/pgid"
+    wait_exec "$pid"
     log "started node pid $pid (JDK $JAVA_HOME_SEL), log $tmp/node.log"
+}
+
+process_ended() { # pid -> true if the process is gone or a zombie
+    local state
+    state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null || true)"
+    [[ -z "$state" || "$state" == Z ]]
+}
+
+wait_exec() { # pid -> return once the forked shell has exec'd the node (or ended), at most 30 s
+    # Until the child of `&` execs env, its cmdline is this script's, so node_alive is false and
+    # a check made then reported "node process exited during start-up" for a node that was
+    # about to start (it happened in CI on a busy machine; the node's log was still empty).
+    local i
+    for ((i = 0; i < 300; i++)); do
+        node_alive "$1" && return 0
+        process_ended "$1" && return 0
+        sleep 0.1
+    done
+    log "node process $1 did not start java within 30 s"
 }
 
 new_node_dir() { # dir -> a fresh temp dir recorded in the node's state
