@@ -305,8 +305,9 @@ class ServiceSettings(Section):
     # /readyz gives up on Redis or the store after this long.
     ready_timeout_s: float = Field(2.0, gt=0, le=60)
     # Searches that run at once; more wait their turn on the event loop. A search is CPU-bound
-    # (the query embedding, the store's scoring), so threads beyond the cores only share them
-    # and fight for the GIL with the event loop. None: the cores this process may use.
+    # (the query embedding, the store's scoring), so many more threads than cores only share
+    # them and fight for the GIL with the event loop. None: twice the cores this process may
+    # use (one running and one ready per core, so no core idles between two searches).
     search_concurrency: int | None = Field(None, ge=1, le=1024)
 
 
