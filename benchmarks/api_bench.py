@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     levels = common.parse_csv_ints(args.clients)
+    search_queries(args.searches, levels)  # fail now, not after the store is seeded
     with tempfile.TemporaryDirectory(prefix="memlane-api-bench-") as tmp:
         settings = bench_settings("sqlite", Path(tmp), service={"rate_per_s": 1e6})
         try:
@@ -92,6 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def search_queries(searches: int, levels: list[int]) -> list[str]:
+    """Distinct queries for every level, HTTP and in-process, plus the warm-up."""
+    try:
+        return query_texts(searches * len(levels) * 2 + 20)
+    except ValueError as exc:
+        raise SystemExit(
+            f"--searches {searches} over {len(levels)} levels needs more distinct queries "
+            f"than the corpus has ({exc}); lower --searches or pass fewer --clients levels"
+        ) from None
+
+
 def measure(
     client: MemoryClient, settings: Settings, args: argparse.Namespace, levels: list[int]
 ) -> dict[str, Any]:
@@ -103,7 +115,7 @@ def measure(
     key = keys.create(None, 1e6, 1_000_000, label="api_bench")[1]
     server, port = start_server(settings)
     try:
-        queries = iter(query_texts(args.searches * len(levels) * 2 + 20))
+        queries = iter(search_queries(args.searches, levels))
         warm_up(client, port, key, queries)
         rows = [level(client, server.pid, port, key, n, args, queries) for n in levels]
         batched = batched_push(port, key, args)

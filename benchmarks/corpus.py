@@ -182,6 +182,8 @@ def _distinct(templates: dict[str, list[str]], count: int, seed: int) -> list[st
         lang = langs[len(out) % len(langs)]
         out.setdefault(_fill(rng.choice(templates[lang]), lang, rng), None)
         tries += 1
+    if len(out) < count:
+        raise ValueError(f"asked for {count} distinct texts; the templates give only {len(out)}")
     return list(out)
 
 
