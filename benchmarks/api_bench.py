@@ -74,12 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     levels = common.parse_csv_ints(args.clients)
-    search_queries(args.searches, levels)  # fail now, not after the store is seeded
+    queries = search_queries(args.searches, levels)  # fail now, before seeding the store
     with tempfile.TemporaryDirectory(prefix="memlane-api-bench-") as tmp:
         settings = bench_settings("sqlite", Path(tmp), service={"rate_per_s": 1e6})
         try:
             with MemoryClient(settings) as client:
-                results = measure(client, settings, args, levels)
+                results = measure(client, settings, args, levels, queries)
         finally:
             shutdown_embedded()  # a failed run must not leave its redis-server behind
     results["loadavg_at_start"] = load_at_start
@@ -105,7 +105,11 @@ def search_queries(searches: int, levels: list[int]) -> list[str]:
 
 
 def measure(
-    client: MemoryClient, settings: Settings, args: argparse.Namespace, levels: list[int]
+    client: MemoryClient,
+    settings: Settings,
+    args: argparse.Namespace,
+    levels: list[int],
+    queries: list[str],
 ) -> dict[str, Any]:
     """Seed the store, start the server, run every level; the results document."""
     texts = memory_texts(args.memories)
@@ -115,9 +119,9 @@ def measure(
     key = keys.create(None, 1e6, 1_000_000, label="api_bench")[1]
     server, port = start_server(settings)
     try:
-        queries = iter(search_queries(args.searches, levels))
-        warm_up(client, port, key, queries)
-        rows = [level(client, server.pid, port, key, n, args, queries) for n in levels]
+        pending = iter(queries)
+        warm_up(client, port, key, pending)
+        rows = [level(client, server.pid, port, key, n, args, pending) for n in levels]
         batched = batched_push(port, key, args)
         rss = common.pid_rss_mib(server.pid)
     finally:
